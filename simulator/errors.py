@@ -1,0 +1,45 @@
+"""Errors a user can act on: each names the file, the field and what was expected.
+
+The CLI prints these as one line each (no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Problem:
+    """One thing wrong with an input: where, what was found, what was expected."""
+
+    file: str
+    field: str
+    message: str
+    value: object = None
+    has_value: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        got = f" (got {self.value!r})" if self.has_value else ""
+        return f"{where}: {self.message}{got}"
+
+
+@dataclass
+class ConfigError(Exception):
+    """Bad input (a scenario, hardware file or command-line override). Exit status 2."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    @classmethod
+    def one(cls, file: str, field_path: str, message: str, *value: object) -> ConfigError:
+        return cls([Problem(file, field_path, message, value[0] if value else None, bool(value))])
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+class InvariantError(Exception):
+    """A simulation invariant broke (pages lost or duplicated, a lock left held...).
+
+    This is a bug in the model, never a property of the input; the run produces no result.
+    """

@@ -1,0 +1,256 @@
+"""Hardware description files (hardware/*.yaml): schema, validation and loading.
+
+A hardware file describes one machine: sockets, NUMA nodes and their CPUs and memory, caches,
+memory and cache-to-cache latencies, NUMA distances (SLIT) and the costs of kernel primitives.
+Every default in the shipped files carries its public source in a comment beside it.
+
+Conventions (also in docs/configuration.md):
+- cache latencies given in cycles are core cycles (`cpu.clock`);
+- kernel primitive costs given in cycles are `cycles(tsc)` as printed by the kernel's time_bench
+  module (`cpu.tsc`), which is how their sources report them;
+- latencies may also be given in ns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from simulator.errors import ConfigError
+from simulator.units import (
+    Latency,
+    parse_bytes,
+    parse_cpulist,
+    parse_ghz,
+    parse_latency,
+    parse_ns,
+)
+from simulator.yamlio import FieldError, read_yaml_mapping, validate
+
+Bytes = Annotated[int, BeforeValidator(parse_bytes)]
+Ns = Annotated[float, BeforeValidator(parse_ns)]
+GHz = Annotated[float, BeforeValidator(parse_ghz)]
+Cost = Annotated[Latency, BeforeValidator(parse_latency)]
+CpuList = Annotated[list[int], BeforeValidator(parse_cpulist)]
+
+LOCAL_DISTANCE = 10  # include/linux/topology.h: the SLIT distance of a node to itself
+MAX_SIM_CPUS = 256
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CpuSpec(_Strict):
+    model: str
+    clock: GHz = Field(description="core clock: converts cache latencies given in cycles")
+    tsc: GHz = Field(description="TSC clock: converts time_bench cycles(tsc) costs")
+
+
+class CacheLevel(_Strict):
+    size: Bytes = Field(gt=0)
+    latency: Cost
+
+
+class Caches(_Strict):
+    line: Bytes = 64
+    l1d: CacheLevel
+    l2: CacheLevel
+    l3: CacheLevel = Field(description="size is per LLC domain (socket, or CCX on EPYC)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Caches:
+        if self.line not in (32, 64, 128):
+            raise FieldError("line", f"must be 32, 64 or 128 bytes, got {self.line}")
+        if not self.l1d.size < self.l2.size <= self.l3.size:
+            field = "l2.size" if self.l1d.size >= self.l2.size else "l3.size"
+            raise FieldError(field, "cache sizes must grow outward: l1d < l2 <= l3")
+        return self
+
+
+class NodeSpec(_Strict):
+    id: int = Field(ge=0)
+    socket: int = Field(ge=0)
+    cpus: CpuList
+    memory: Bytes = Field(gt=0)
+
+
+class Topology(_Strict):
+    sockets: int = Field(ge=1)
+    nodes: list[NodeSpec] = Field(min_length=1)
+    llc_domains: list[CpuList] | None = Field(
+        default=None, description="CPUs sharing one last-level cache; default: one per socket"
+    )
+    distances: list[list[int]]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Topology:
+        n = len(self.nodes)
+        for i, node in enumerate(self.nodes):
+            if node.id != i:
+                raise FieldError(
+                    f"nodes[{i}].id", f"nodes must be listed in id order 0..{n - 1}", node.id
+                )
+            if node.socket >= self.sockets:
+                raise FieldError(
+                    f"nodes[{i}].socket", f"there are only {self.sockets} sockets", node.socket
+                )
+        cpus = [c for node in self.nodes for c in node.cpus]
+        if len(set(cpus)) != len(cpus):
+            dup = sorted({c for c in cpus if cpus.count(c) > 1})
+            raise FieldError("nodes", f"CPU(s) {dup[:8]} listed in more than one node")
+        if sorted(cpus) != list(range(len(cpus))):
+            missing = sorted(set(range(len(cpus))) - set(cpus))
+            raise FieldError(
+                "nodes",
+                f"node cpus must cover 0..{len(cpus) - 1} exactly once; missing {missing[:8]}",
+            )
+        if len(cpus) > MAX_SIM_CPUS:
+            raise FieldError("nodes", f"at most {MAX_SIM_CPUS} CPUs can be simulated", len(cpus))
+        d = self.distances
+        if len(d) != n or any(len(row) != n for row in d):
+            raise FieldError(
+                "distances", f"must be a square {n}x{n} matrix (one row and column per node)", d
+            )
+        for i in range(n):
+            if d[i][i] != LOCAL_DISTANCE:
+                raise FieldError(
+                    f"distances[{i}][{i}]", f"must be {LOCAL_DISTANCE} (LOCAL_DISTANCE)", d[i][i]
+                )
+            for j in range(n):
+                if d[i][j] != d[j][i]:
+                    raise FieldError(
+                        f"distances[{i}][{j}]",
+                        f"must be symmetric: [{i}][{j}]={d[i][j]} but [{j}][{i}]={d[j][i]}",
+                    )
+                if i != j and d[i][j] <= LOCAL_DISTANCE:
+                    raise FieldError(
+                        f"distances[{i}][{j}]",
+                        f"a remote node must be farther than the local one ({LOCAL_DISTANCE})",
+                        d[i][j],
+                    )
+        if self.llc_domains is not None:
+            flat = [c for dom in self.llc_domains for c in dom]
+            if sorted(flat) != sorted(cpus):
+                raise FieldError(
+                    "llc_domains", "must partition the CPUs: each CPU in exactly one domain"
+                )
+            sock = {c: node.socket for node in self.nodes for c in node.cpus}
+            for k, dom in enumerate(self.llc_domains):
+                if len({sock[c] for c in dom}) != 1:
+                    raise FieldError(f"llc_domains[{k}]", "spans more than one socket")
+        return self
+
+
+class MemorySpec(_Strict):
+    latency: dict[int, Ns] = Field(description="idle DRAM load latency by SLIT distance")
+    fill_buffers: int = Field(
+        ge=1, description="outstanding L1D misses per core (memory-level parallelism)"
+    )
+    below_4g: Bytes = Field(
+        description="RAM below the 32-bit PCI hole on node 0 (ZONE_DMA + ZONE_DMA32)"
+    )
+    reserved: Bytes = Field(
+        description="memory reserved on node 0 besides the memmap (kernel image, firmware)"
+    )
+
+
+class Coherence(_Strict):
+    same_llc: Ns = Field(description="modified line moved between two cores sharing an LLC")
+    same_socket: Ns = Field(description="modified line moved between LLC domains of one socket")
+    cross_socket: Ns = Field(description="modified line moved between sockets")
+
+
+class KernelCosts(_Strict):
+    local_irq_save_restore: Cost
+    local_irq_disable_enable: Cost
+    spin_lock_unlock: Cost
+    atomic_rmw: Cost
+    preempt_disable_enable: Cost
+    call: Cost
+    indirect_call: Cost
+
+
+class Hardware(_Strict):
+    """One machine, as described by a hardware/*.yaml file."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    cpu: CpuSpec
+    caches: Caches
+    topology: Topology
+    memory: MemorySpec
+    coherence: Coherence
+    kernel_costs: KernelCosts
+    calibration: str = Field(description="calibration file, relative to this hardware file")
+    # Filled in by load_hardware, not read from YAML.
+    path: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Hardware:
+        used = {d for row in self.topology.distances for d in row}
+        missing = sorted(used - set(self.memory.latency))
+        if missing:
+            raise FieldError(
+                "memory.latency",
+                f"no entry for NUMA distance(s) {missing} used in topology.distances",
+            )
+        node0 = self.topology.nodes[0]
+        if self.memory.below_4g > 4 << 30:
+            raise FieldError("memory.below_4g", "cannot exceed 4 GiB")
+        if self.memory.reserved >= node0.memory:
+            raise FieldError("memory.reserved", "must be smaller than node 0's memory")
+        return self
+
+    # Derived topology -------------------------------------------------------------------------
+    @property
+    def ncpus(self) -> int:
+        return sum(len(n.cpus) for n in self.topology.nodes)
+
+    @property
+    def nnodes(self) -> int:
+        return len(self.topology.nodes)
+
+    def cpu_node(self) -> list[int]:
+        """Node id of each CPU, indexed by CPU id."""
+        out = [0] * self.ncpus
+        for node in self.topology.nodes:
+            for c in node.cpus:
+                out[c] = node.id
+        return out
+
+    def cpu_socket(self) -> list[int]:
+        node_socket = [n.socket for n in self.topology.nodes]
+        return [node_socket[n] for n in self.cpu_node()]
+
+    def cpu_llc(self) -> list[int]:
+        """LLC domain of each CPU (default: one domain per socket)."""
+        if self.topology.llc_domains is None:
+            return self.cpu_socket()
+        out = [0] * self.ncpus
+        for k, dom in enumerate(self.topology.llc_domains):
+            for c in dom:
+                out[c] = k
+        return out
+
+    def ns(self, cost: Latency, *, tsc: bool = True) -> float:
+        """A kernel primitive (tsc=True) or a cache latency (tsc=False) in nanoseconds."""
+        return cost.ns(self.cpu.tsc if tsc else self.cpu.clock)
+
+    def calibration_path(self) -> Path:
+        return (Path(self.path).parent / self.calibration).resolve()
+
+
+def load_hardware(path: str | Path) -> Hardware:
+    """Read and validate a hardware file; raises ConfigError naming the file and field."""
+    p = Path(path)
+    doc = read_yaml_mapping(p)
+    hw = validate(Hardware, doc, str(p))
+    hw = hw.model_copy(update={"path": str(p)})
+    if not hw.calibration_path().is_file():
+        raise ConfigError.one(
+            str(p), "calibration", "calibration file not found", str(hw.calibration_path())
+        )
+    return hw

@@ -1,0 +1,363 @@
+"""Where each cache line is, and what touching a batch of lines costs.
+
+Two kinds of line:
+- struct page lines (id = pfn; one 64-byte struct page per 4 KiB page), kept sparsely in chunks
+  so a 1 TiB node costs nothing until its pages are touched. They follow an ownership model:
+  the last CPU to touch a page's line holds it (the allocator reads a struct page only to write
+  it, so a read is priced as the transfer the following write needs).
+- kernel metadata lines (zone->lock, free_area heads, pcp structs, vmstat counters, watermarks,
+  callers' arrays...), registered by name in a LineRegistry, with a MESI-like version scheme:
+  a write invalidates every other CPU's copy, reads share.
+
+Capacity is modelled by reuse distance: each CPU counts the distinct lines it touches and each
+LLC domain the lines its CPUs touch; a line is still in a cache level if fewer lines than that
+level holds were touched since (a fully associative LRU approximation). A line touched again
+within REUSE_WINDOW of its last touch is already near the top of the LRU stack, so it does not
+age the others. Costs are latencies beyond an L1 hit (L1 hits are part of the instruction work
+that simulator/calibration.py derives from the profile).
+
+Batches of at least VECTOR_MIN page lines are priced in one vectorised numpy step; smaller ones
+by the scalar path, which computes exactly the same thing (tests/test_cache.py checks).
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulator.hardware import Hardware
+
+META_BASE = 1 << 48  # metadata line ids start here; struct page line ids are pfns below it
+CHUNK_SHIFT = 12
+CHUNK = 1 << CHUNK_SHIFT
+NO_OWNER = -1
+REUSE_WINDOW = 16  # a line this recently touched by the same CPU does not age the others
+VECTOR_MIN = 24  # page-line batches at least this long take the numpy path
+FAR = -(1 << 60)  # a stamp so old that every distance check fails
+
+# Outcome levels, for statistics.
+L1, L2, LLC, XFER_LOCAL, XFER_REMOTE, DRAM_LOCAL, DRAM_REMOTE = range(7)
+LEVEL_NAMES = ("l1", "l2", "llc", "xfer_socket", "xfer_remote", "dram_local", "dram_remote")
+
+
+@dataclass
+class LineRegistry:
+    """Names and home nodes of kernel metadata cache lines (`machine.node0.zone_normal.lock`)."""
+
+    names: list[str] = field(default_factory=list)
+    homes: list[int] = field(default_factory=list)
+
+    def alloc(self, name: str, home_node: int, count: int = 1) -> int:
+        """Reserve `count` consecutive lines; returns the first line id."""
+        first = META_BASE + len(self.names)
+        for i in range(count):
+            self.names.append(name if count == 1 else f"{name}[{i}]")
+            self.homes.append(home_node)
+        return first
+
+    def name(self, line: int) -> str:
+        return self.names[line - META_BASE] if line >= META_BASE else f"struct_page[pfn={line}]"
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+class _Chunk:
+    """Ownership state of CHUNK consecutive struct page lines (owner CPU, private and LLC stamps).
+
+    Stored in array.array buffers so the scalar path reads plain ints; `np_*` are numpy views
+    of the same memory for the vectorised path."""
+
+    __slots__ = ("owner", "stamp", "lstamp", "np_owner", "np_stamp", "np_lstamp")
+
+    def __init__(self) -> None:
+        self.owner = array("q", [NO_OWNER]) * CHUNK
+        self.stamp = array("q", [0]) * CHUNK
+        self.lstamp = array("q", [0]) * CHUNK
+        self.np_owner = np.frombuffer(self.owner, dtype=np.int64)
+        self.np_stamp = np.frombuffer(self.stamp, dtype=np.int64)
+        self.np_lstamp = np.frombuffer(self.lstamp, dtype=np.int64)
+
+
+class CacheModel:
+    """Prices line touches for every CPU of one machine."""
+
+    def __init__(self, hw: Hardware, registry: LineRegistry, node_end_pfn: list[int]) -> None:
+        self.ncpu = hw.ncpus
+        self.cpu_node = hw.cpu_node()
+        self.cpu_llc = hw.cpu_llc()
+        cpu_socket = hw.cpu_socket()
+        self.nllc = max(self.cpu_llc) + 1
+        line = hw.caches.line
+        self.l1_lines = hw.caches.l1d.size // line
+        self.l2_lines = hw.caches.l2.size // line
+        self.llc_lines = hw.caches.l3.size // line
+        l1 = hw.ns(hw.caches.l1d.latency, tsc=False)
+        self.lat_l2 = hw.ns(hw.caches.l2.latency, tsc=False) - l1
+        self.lat_llc = hw.ns(hw.caches.l3.latency, tsc=False) - l1
+        n = self.ncpu
+        self.xfer = [[0.0] * n for _ in range(n)]
+        self.xfer_level = [[XFER_LOCAL] * n for _ in range(n)]
+        for a in range(n):
+            for b in range(n):
+                if self.cpu_llc[a] == self.cpu_llc[b]:
+                    t = hw.coherence.same_llc
+                elif cpu_socket[a] == cpu_socket[b]:
+                    t = hw.coherence.same_socket
+                else:
+                    t = hw.coherence.cross_socket
+                    self.xfer_level[a][b] = XFER_REMOTE
+                self.xfer[a][b] = t - l1
+        dist = hw.topology.distances
+        self.dram = [[hw.memory.latency[d] - l1 for d in row] for row in dist]
+        self.fill_buffers = hw.memory.fill_buffers
+        self.node_end_pfn = list(node_end_pfn)
+        # numpy copies for the vectorised path
+        self._np_llc = np.array(self.cpu_llc, dtype=np.int64)
+        self._np_xfer = np.array(self.xfer)
+        self._np_xfer_level = np.array(self.xfer_level, dtype=np.int64)
+        self._np_dram = np.array(self.dram)
+        self._np_node_end = np.array(self.node_end_pfn, dtype=np.int64)
+
+        self.clock = [0] * n
+        self.llc_clock = [0] * self.nllc
+        self.level_counts = np.zeros((n, len(LEVEL_NAMES)), dtype=np.int64)
+        self._chunks: dict[int, _Chunk] = {}
+        self.registry = registry
+        # metadata line state, one row per registered line (grown on demand)
+        self.m_wver: list[int] = []
+        self.m_writer: list[int] = []
+        self.m_seen: list[list[int]] = []  # [line][cpu]: version this CPU holds (-1: none)
+        self.m_stamp: list[list[int]] = []  # [line][cpu]
+        self.m_lver: list[list[int]] = []  # [line][llc]
+        self.m_lstamp: list[list[int]] = []  # [line][llc]
+        self._grow_meta()
+
+    def _grow_meta(self) -> None:
+        for _ in range(len(self.registry) - len(self.m_wver)):
+            self.m_wver.append(0)
+            self.m_writer.append(NO_OWNER)
+            self.m_seen.append([-1] * self.ncpu)
+            self.m_stamp.append([FAR] * self.ncpu)
+            self.m_lver.append([-1] * self.nllc)
+            self.m_lstamp.append([FAR] * self.nllc)
+
+    # ---- public -----------------------------------------------------------------------------
+    def access(self, cpu: int, lines: list[int] | np.ndarray, write: bool = True) -> float:
+        """Touch `lines` in program order on `cpu`; returns the cost in ns beyond L1 hits.
+
+        `write` matters for metadata lines: a write invalidates other CPUs' copies. A line
+        repeated in the batch costs nothing after its first touch."""
+        if isinstance(lines, np.ndarray):
+            if lines.size >= VECTOR_MIN:
+                return self._access_vector(cpu, lines, write)
+            lines = lines.tolist()
+        elif len(lines) >= VECTOR_MIN:
+            return self._access_vector(cpu, np.asarray(lines, dtype=np.int64), write)
+        uniq = dict.fromkeys(lines)
+        counts = self.level_counts[cpu]
+        counts[L1] += len(lines) - len(uniq)
+        total = 0.0
+        c0 = self.clock[cpu]
+        for ln in uniq:
+            if ln >= META_BASE:
+                c, lvl = self._meta_one(cpu, ln - META_BASE, write, c0)
+            else:
+                c, lvl = self._page_one(cpu, ln, c0)
+            counts[lvl] += 1
+            total += c
+        return total
+
+    def overlapped(self, cpu: int, lines: list[int]) -> float:
+        """Touch independent lines together (prefetches): up to `fill_buffers` misses overlap,
+        so n misses take about sum(cost) / min(n, fill_buffers)."""
+        total = 0.0
+        misses = 0
+        counts = self.level_counts[cpu]
+        c0 = self.clock[cpu]
+        for ln in dict.fromkeys(lines):
+            if ln >= META_BASE:
+                c, lvl = self._meta_one(cpu, ln - META_BASE, True, c0)
+            else:
+                c, lvl = self._page_one(cpu, ln, c0)
+            counts[lvl] += 1
+            if c > 0:
+                misses += 1
+                total += c
+        return total / min(misses, self.fill_buffers) if misses else 0.0
+
+    def advance(self, cpu: int, nlines: int) -> None:
+        """`cpu` touched `nlines` other lines (work outside the allocator), ageing what it holds."""
+        self.clock[cpu] += nlines
+        self.llc_clock[self.cpu_llc[cpu]] += nlines
+
+    # ---- the classification both paths share ------------------------------------------------
+    def _where(self, cpu: int, owner: int, stamp: int, lstamp: int, home: int) -> tuple[float, int]:
+        """Cost and level of a line last touched by `owner` (at `stamp` on its private clock and
+        `lstamp` on its LLC's clock), homed on node `home`, now touched by `cpu`."""
+        if owner >= 0:
+            d = self.clock[owner] - stamp
+            if d < self.l2_lines:
+                if owner == cpu:
+                    return (0.0, L1) if d < self.l1_lines else (self.lat_l2, L2)
+                return self.xfer[cpu][owner], self.xfer_level[cpu][owner]
+            llc = self.cpu_llc[owner]
+            if self.llc_clock[llc] - lstamp < self.llc_lines:
+                if llc == self.cpu_llc[cpu]:
+                    return self.lat_llc, LLC
+                return self.xfer[cpu][owner], self.xfer_level[cpu][owner]
+        node = self.cpu_node[cpu]
+        return self.dram[node][home], (DRAM_LOCAL if home == node else DRAM_REMOTE)
+
+    def _home(self, pfn: int) -> int:
+        for i, end in enumerate(self.node_end_pfn):
+            if pfn < end:
+                return i
+        return len(self.node_end_pfn) - 1
+
+    # ---- scalar path ------------------------------------------------------------------------
+    def _page_one(self, cpu: int, pfn: int, c0: int) -> tuple[float, int]:
+        """One struct page line; `c0` is the CPU's clock when the batch began (hotness)."""
+        ch = self._chunks.get(pfn >> CHUNK_SHIFT)
+        if ch is None:
+            ch = self._chunks[pfn >> CHUNK_SHIFT] = _Chunk()
+        off = pfn & (CHUNK - 1)
+        owner = ch.owner[off]
+        stamp = ch.stamp[off]
+        if owner == cpu and c0 - stamp < REUSE_WINDOW:
+            ch.stamp[off] = self.clock[cpu]
+            ch.lstamp[off] = self.llc_clock[self.cpu_llc[cpu]]
+            return 0.0, L1
+        cost, lvl = self._where(cpu, owner, stamp, ch.lstamp[off], self._home(pfn))
+        llc = self.cpu_llc[cpu]
+        self.clock[cpu] += 1
+        self.llc_clock[llc] += 1
+        ch.owner[off] = cpu
+        ch.stamp[off] = self.clock[cpu]
+        ch.lstamp[off] = self.llc_clock[llc]
+        return cost, lvl
+
+    def _meta_one(self, cpu: int, i: int, write: bool, c0: int) -> tuple[float, int]:
+        """One metadata line (registry index `i`); `c0` as for _page_one."""
+        if i >= len(self.m_wver):
+            self._grow_meta()
+        wv = self.m_wver[i]
+        llc = self.cpu_llc[cpu]
+        my_stamp = self.m_stamp[i][cpu]
+        mine = self.m_seen[i][cpu] == wv
+        d = self.clock[cpu] - my_stamp
+        if mine and c0 - my_stamp < REUSE_WINDOW:
+            cost, lvl, fresh = 0.0, L1, False
+        else:
+            fresh = True
+            if mine and d < self.l2_lines:
+                cost, lvl = (0.0, L1) if d < self.l1_lines else (self.lat_l2, L2)
+            else:
+                w = self.m_writer[i]
+                if w >= 0 and w != cpu:
+                    wllc = self.cpu_llc[w]
+                    lst = self.m_lstamp[i][wllc] if self.m_lver[i][wllc] == wv else FAR
+                    cost, lvl = self._where(cpu, w, self.m_stamp[i][w], lst, self.registry.homes[i])
+                else:
+                    cost, lvl = self.dram[self.cpu_node[cpu]][self.registry.homes[i]], DRAM_LOCAL
+                    if self.registry.homes[i] != self.cpu_node[cpu]:
+                        lvl = DRAM_REMOTE
+                # a shared copy in our own LLC is as good as any
+                if (
+                    cost > self.lat_llc
+                    and self.m_lver[i][llc] == wv
+                    and self.llc_clock[llc] - self.m_lstamp[i][llc] < self.llc_lines
+                ):
+                    cost, lvl = self.lat_llc, LLC
+        if fresh:
+            self.clock[cpu] += 1
+            self.llc_clock[llc] += 1
+        if write:
+            wv += 1
+            self.m_wver[i] = wv
+            self.m_writer[i] = cpu
+        self.m_seen[i][cpu] = wv
+        self.m_stamp[i][cpu] = self.clock[cpu]
+        self.m_lver[i][llc] = wv
+        self.m_lstamp[i][llc] = self.llc_clock[llc]
+        return cost, lvl
+
+    # ---- vectorised path --------------------------------------------------------------------
+    def _access_vector(self, cpu: int, arr: np.ndarray, write: bool) -> float:
+        uniq, first = np.unique(arr, return_index=True)
+        order = np.argsort(first, kind="stable")
+        uniq = uniq[order]
+        counts = self.level_counts[cpu]
+        counts[L1] += arr.size - uniq.size
+        meta = uniq >= META_BASE
+        total = 0.0
+        # metadata lines are few even in a big batch: price them one by one, in order, first
+        c0 = self.clock[cpu]
+        for ln in uniq[meta].tolist():
+            c, lvl = self._meta_one(cpu, ln - META_BASE, write, c0)
+            counts[lvl] += 1
+            total += c
+        pages = uniq[~meta]
+        if pages.size:
+            cids = pages >> CHUNK_SHIFT
+            if cids[0] == cids[-1] and (cids == cids[0]).all():
+                total += self._page_chunk_vector(cpu, int(cids[0]), pages)
+            else:
+                # keep program order across chunks: split into runs of one chunk
+                cuts = np.flatnonzero(np.diff(cids)) + 1
+                for run in np.split(pages, cuts):
+                    total += self._page_chunk_vector(cpu, int(run[0] >> CHUNK_SHIFT), run)
+        return total
+
+    def _page_chunk_vector(self, cpu: int, cid: int, pfns: np.ndarray) -> float:
+        ch = self._chunks.get(cid)
+        if ch is None:
+            ch = self._chunks[cid] = _Chunk()
+        off = pfns & (CHUNK - 1)
+        o = ch.np_owner[off]
+        s = ch.np_stamp[off]
+        ls = ch.np_lstamp[off]
+        clock = np.array(self.clock, dtype=np.int64)
+        llc_clock = np.array(self.llc_clock, dtype=np.int64)
+        my_llc = self.cpu_llc[cpu]
+        mine = o == cpu
+        hot = mine & (clock[cpu] - s < REUSE_WINDOW)
+        fresh = ~hot
+        ranks = np.cumsum(fresh)
+        excl = ranks - fresh  # fresh lines touched before this one in the batch
+        has = o >= 0
+        oc = np.where(has, o, 0)
+        # this CPU's clocks advance along the batch, exactly as the scalar path's do
+        priv_d = np.where(mine, clock[cpu] + excl, clock[oc]) - s
+        in_priv = has & (priv_d < self.l2_lines)
+        o_llc = self._np_llc[oc]
+        llc_now = np.where(o_llc == my_llc, llc_clock[my_llc] + excl, llc_clock[o_llc])
+        in_llc = has & ~in_priv & (llc_now - ls < self.llc_lines)
+        home = np.minimum(
+            np.searchsorted(self._np_node_end, pfns, side="right"), len(self.node_end_pfn) - 1
+        )
+        node = self.cpu_node[cpu]
+        cost = self._np_dram[node][home]
+        lvl = np.where(home == node, DRAM_LOCAL, DRAM_REMOTE)
+        other = (in_priv & ~mine) | (in_llc & (o_llc != my_llc))
+        cost = np.where(other, self._np_xfer[cpu][oc], cost)
+        lvl = np.where(other, self._np_xfer_level[cpu][oc], lvl)
+        same_llc = in_llc & (o_llc == my_llc)
+        cost = np.where(same_llc, self.lat_llc, cost)
+        lvl = np.where(same_llc, LLC, lvl)
+        own = in_priv & mine
+        l1 = own & (priv_d < self.l1_lines)
+        cost = np.where(own, np.where(l1, 0.0, self.lat_l2), cost)
+        lvl = np.where(own, np.where(l1, L1, L2), lvl)
+        cost = np.where(hot, 0.0, cost)
+        lvl = np.where(hot, L1, lvl)
+        ch.np_owner[off] = cpu
+        ch.np_stamp[off] = clock[cpu] + ranks
+        ch.np_lstamp[off] = llc_clock[my_llc] + ranks
+        nfresh = int(ranks[-1])
+        self.clock[cpu] += nfresh
+        self.llc_clock[my_llc] += nfresh
+        self.level_counts[cpu] += np.bincount(lvl, minlength=len(LEVEL_NAMES))
+        return float(cost.sum())

@@ -1,0 +1,196 @@
+"""The simulated machine: CPUs, caches, NUMA nodes and their zones, booted as Linux 5.12 boots.
+
+`build_machine(env, hw, kconfig)` elaborates the component tree
+(`machine.cpu3`, `machine.node1.zone_normal.pcp.cpu7`, `machine.node0.zone_dma32.lock`...)
+from a validated Hardware description; workloads then run kernel code paths on its CPUs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import simpy
+
+from simulator.calibration import Costs, derive
+from simulator.errors import InvariantError
+from simulator.hardware import Hardware
+from simulator.machine.cache import CacheModel, LineRegistry
+from simulator.machine.cpu import CPU
+from simulator.mm import buddy
+from simulator.mm.page_alloc import check_pcp_consistent
+from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state_snapshot
+from simulator.mm.zone import Node, Zone, build_zonelists
+from simulator.mm.zone_setup import BootNumbers, boot_numbers
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Kernel build and boot options that change the modelled code paths."""
+
+    debug_list: bool = True  # CONFIG_DEBUG_LIST: the reference kernel had it (its profile shows it)
+    prep_new_page: Literal["irq_off", "second_pass"] = "irq_off"  # bulk: v6/merged vs v3
+    thp: bool = True  # CONFIG_TRANSPARENT_HUGEPAGE: khugepaged raises min_free_kbytes
+
+
+@dataclass
+class AllocStats:
+    """Allocator event counters for one run (the pcp and lock counters live on those objects)."""
+
+    slowpath: int = 0
+    alloc_failures: int = 0
+    watermark_fails: int = 0
+    remote_node_allocs: int = 0
+    numa_hit: int = 0
+    numa_miss: int = 0
+    bulk_calls: int = 0
+    bulk_pages: int = 0
+    bulk_fallback_single: int = 0
+    kswapd_wakeups: int = 0
+    pages_allocated: int = 0
+    pages_freed: int = 0
+
+
+@dataclass
+class Machine:
+    """`machine`: everything a workload's processes run on."""
+
+    env: simpy.Environment
+    hw: Hardware
+    kconfig: KernelConfig
+    costs: Costs
+    boot: BootNumbers
+    registry: LineRegistry
+    cache: CacheModel
+    cpus: list[CPU]
+    nodes: list[Node]
+    zones: list[Zone]
+    stats: AllocStats = field(default_factory=AllocStats)
+    allocated: set[int] = field(default_factory=set)
+    # Hooks a workload may set: kswapd's wake-up and direct reclaim (None: no reclaim model).
+    kswapd: Callable[[Zone], None] | None = None
+    direct_reclaim: Callable[[CPU, Zone], Generator[simpy.Event, None, int]] | None = None
+    _zone_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    # ---- lookups ----------------------------------------------------------------------------
+    def page_zone(self, pfn: int) -> Zone:
+        """page_zone(): the zone a pfn belongs to."""
+        i = int(np.searchsorted(self._zone_starts, pfn, side="right")) - 1
+        z = self.zones[i] if i >= 0 else None
+        if z is None or not z.contains(pfn):
+            raise InvariantError(f"pfn {pfn} is in no zone")
+        return z
+
+    def wakeup_kswapd(self, zone: Zone) -> None:
+        self.stats.kswapd_wakeups += 1
+        if self.kswapd is not None:
+            self.kswapd(zone)
+
+    # ---- page tracking ----------------------------------------------------------------------
+    def hand_out(self, pages: list[int]) -> None:
+        """Record pages leaving the allocator; a page handed out twice is an invariant error."""
+        before = len(self.allocated)
+        self.allocated.update(pages)
+        if len(self.allocated) != before + len(pages):
+            dup = sorted(set(pages) & (self.allocated - set(pages)) or set(pages))
+            raise InvariantError(f"page handed out twice (or twice in one batch): pfns {dup[:8]}")
+        self.stats.pages_allocated += len(pages)
+
+    def take_back(self, pages: list[int]) -> None:
+        """Record pages coming back; freeing a page not handed out is an invariant error."""
+        before = len(self.allocated)
+        self.allocated.difference_update(pages)
+        if len(self.allocated) != before - len(pages):
+            raise InvariantError(
+                f"freeing pages that are not allocated (double free?): {pages[:8]}"
+            )
+        self.stats.pages_freed += len(pages)
+
+    # ---- invariants -------------------------------------------------------------------------
+    def check_invariants(self) -> None:
+        """Pages conserved per zone, pcp counts right, locks released, IRQs on, no negatives."""
+        alloc_by_zone: dict[int, int] = {}
+        if self.allocated:
+            arr = np.fromiter(self.allocated, dtype=np.int64, count=len(self.allocated))
+            idx = np.searchsorted(self._zone_starts, arr, side="right") - 1
+            counts = np.bincount(idx, minlength=len(self.zones))
+            alloc_by_zone = {i: int(n) for i, n in enumerate(counts)}
+        for i, z in enumerate(self.zones):
+            buddy.check_invariants(z.free_area)
+            for p in z.pcp:
+                check_pcp_consistent(p)
+                if p.count < 0 or p.count > p.high + p.batch:
+                    raise InvariantError(f"{p.scope}: count {p.count} outside [0, high+batch]")
+            free = z.free_area.nr_free_pages
+            on_pcp = z.pcp_pages()
+            held = alloc_by_zone.get(i, 0)
+            if free + on_pcp + held != z.managed:
+                raise InvariantError(
+                    f"{z.scope}: pages not conserved: buddy {free} + pcp {on_pcp} + allocated {held}"
+                    f" = {free + on_pcp + held}, managed {z.managed}"
+                )
+            snap = zone_page_state_snapshot(z, NR_FREE_PAGES)
+            if snap != free:
+                raise InvariantError(f"{z.scope}: NR_FREE_PAGES {snap} but the buddy holds {free}")
+            z.lock.check_released()
+        for c in self.cpus:
+            c.check_quiescent()
+
+
+def build_machine(
+    env: simpy.Environment, hw: Hardware, kconfig: KernelConfig | None = None
+) -> Machine:
+    """Boot `hw`: zones, watermarks, pcp lists, caches and CPUs, as a 5.12 kernel would."""
+    kconfig = kconfig or KernelConfig()
+    costs, _ = derive(hw)
+    boot = boot_numbers(hw, thp=kconfig.thp)
+    registry = LineRegistry()
+    ncpu = hw.ncpus
+    nodes = [Node(n.id, f"machine.node{n.id}") for n in hw.topology.nodes]
+    zones: list[Zone] = []
+    for zi in boot.zones:
+        z = Zone(
+            node=zi.node,
+            zone_idx=zi.zone_type,
+            start_pfn=zi.start_pfn,
+            spanned=zi.spanned_pages,
+            present=zi.present_pages,
+            managed=zi.managed_pages,
+            watermark=zi.watermarks,
+            lowmem_reserve=list(zi.lowmem_reserve),
+            pcp_high=zi.pcp_high,
+            pcp_batch=zi.pcp_batch,
+            stat_threshold=zi.stat_threshold,
+            ncpus=ncpu,
+            registry=registry,
+        )
+        nodes[zi.node].zones.append(z)
+        zones.append(z)
+    zones.sort(key=lambda z: z.start_pfn)
+    build_zonelists(nodes, hw.topology.distances)
+    node_end = [max(z.end_pfn for z in n.zones) for n in nodes]
+    cpu_node, cpu_llc, cpu_socket = hw.cpu_node(), hw.cpu_llc(), hw.cpu_socket()
+    vm_event_lines = [
+        registry.alloc(f"machine.cpu{c}.vm_event_states", cpu_node[c]) for c in range(ncpu)
+    ]
+    cache = CacheModel(hw, registry, node_end)
+    cpus = [CPU(env, c, cpu_node[c], cpu_llc[c], cpu_socket[c], cache, costs) for c in range(ncpu)]
+    m = Machine(
+        env=env,
+        hw=hw,
+        kconfig=kconfig,
+        costs=costs,
+        boot=boot,
+        registry=registry,
+        cache=cache,
+        cpus=cpus,
+        nodes=nodes,
+        zones=zones,
+        _zone_starts=np.array([z.start_pfn for z in zones], dtype=np.int64),
+    )
+    for c, cpu in enumerate(cpus):
+        cpu.machine = m
+        cpu.vm_event_line = vm_event_lines[c]
+    return m

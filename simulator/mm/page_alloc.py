@@ -1,0 +1,652 @@
+"""The order-0 paths of mm/page_alloc.c (Linux 5.12) and the bulk allocator (seed and 5.13 forms).
+
+Every function named after a kernel function mirrors it; its docstring says which and what it
+leaves out. Functions that may take zone->lock are generators (`yield from` them): the lock is
+the one place where CPUs must be ordered in simulated time.
+
+Costs charged, and where their numbers come from:
+- instruction work per function: simulator/calibration.py (from the reference perf profile);
+- IRQ toggles, spinlocks, atomics, calls: the hardware file's kernel_costs;
+- every cache line touched: the cache model, priced in one vectorised step per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from simulator.errors import InvariantError
+from simulator.mm import buddy
+from simulator.mm.gfp import (
+    ALLOC_NOFRAGMENT,
+    ALLOC_WMARK_LOW,
+    ALLOC_WMARK_MASK,
+    Gfp,
+    gfp_to_alloc_flags,
+)
+from simulator.mm.mmzone import (
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_PCPTYPES,
+    ZONE_DMA32,
+    ZONE_NORMAL,
+)
+from simulator.mm.vmstat import NR_FREE_PAGES, __mod_zone_page_state
+from simulator.mm.zone import Zone, zone_watermark_fast
+
+if TYPE_CHECKING:
+    from simulator.machine.cpu import CPU
+    from simulator.machine.machine import Machine
+    from simulator.mm.pcp import PerCpuPages
+
+Gen = Generator[simpy.Event, None, object]
+
+FPI_NONE = buddy.FPI_NONE
+
+
+@dataclass
+class AllocContext:
+    """struct alloc_context: what prepare_alloc_pages() works out once per call."""
+
+    zonelist: list[Zone]
+    preferred_zone: Zone
+    highest_zoneidx: int
+    migratetype: int
+    nodemask: frozenset[int] | None
+
+
+@dataclass
+class PageArray:
+    """A caller's page array (page_pool's alloc.cache, nfsd's rq_pages, a pagevec's pages).
+
+    Slots hold pfns or None (NULL). Slot i lives on cache line `line_base + i*8 // 64`."""
+
+    slots: list[int | None]
+    line_base: int
+
+    def line(self, i: int) -> int:
+        return self.line_base + (i * 8) // 64
+
+
+@dataclass
+class PageList:
+    """A caller's list_head (on its stack) and the pages linked on it, head first."""
+
+    pages: list[int]
+    head_line: int
+
+
+# ---------------------------------------------------------------------------------------------
+# allocation
+# ---------------------------------------------------------------------------------------------
+
+
+def prepare_alloc_pages(
+    m: Machine, gfp: Gfp, preferred_nid: int, nodemask: frozenset[int] | None
+) -> AllocContext | None:
+    """Mirrors prepare_alloc_pages(): zonelist of the preferred node, highest zone, migratetype.
+
+    Leaves out cpusets, fault injection and fs/io reclaim context flags."""
+    zonelist = [
+        z
+        for z in m.nodes[preferred_nid].zonelist
+        if z.zone_idx <= gfp.highest_zoneidx and (nodemask is None or z.node in nodemask)
+    ]
+    if not zonelist:
+        return None
+    return AllocContext(zonelist, zonelist[0], gfp.highest_zoneidx, gfp.migratetype, nodemask)
+
+
+def alloc_flags_nofragment(m: Machine, zone: Zone) -> int:
+    """Mirrors alloc_flags_nofragment(): ALLOC_NOFRAGMENT for ZONE_NORMAL when the node also
+    has a populated ZONE_DMA32 (or there is only one node)."""
+    if zone.zone_idx != ZONE_NORMAL:
+        return 0
+    if len(m.nodes) > 1 and m.nodes[zone.node].zone(ZONE_DMA32) is None:
+        return 0
+    return ALLOC_NOFRAGMENT
+
+
+def __alloc_pages_nodemask(
+    cpu: CPU, gfp: Gfp, order: int, preferred_nid: int, nodemask: frozenset[int] | None = None
+) -> Generator[simpy.Event, None, int | None]:
+    """Mirrors __alloc_pages_nodemask(): the fast path at the low watermark, then the slow path.
+
+    Order 0 only (pagesim models order-0 traffic)."""
+    if order != 0:
+        raise ValueError("pagesim models order-0 allocations only")
+    m = cpu.machine
+    c = cpu.costs
+    cpu.spend(c.call + c.alloc_pages_nodemask)
+    ac = prepare_alloc_pages(m, gfp, preferred_nid, nodemask)
+    if ac is None:
+        return None
+    alloc_flags = ALLOC_WMARK_LOW | alloc_flags_nofragment(m, ac.preferred_zone)
+    page = yield from get_page_from_freelist(cpu, gfp, order, alloc_flags, ac)
+    if page is None:
+        page = yield from __alloc_pages_slowpath(cpu, gfp, order, ac)
+    return page
+
+
+def alloc_pages_node(cpu: CPU, gfp: Gfp, nid: int) -> Generator[simpy.Event, None, int | None]:
+    """Mirrors alloc_pages_node(nid, gfp, 0) (which calls __alloc_pages_nodemask)."""
+    return (yield from __alloc_pages_nodemask(cpu, gfp, 0, nid))
+
+
+def get_page_from_freelist(
+    cpu: CPU, gfp: Gfp, order: int, alloc_flags: int, ac: AllocContext
+) -> Generator[simpy.Event, None, int | None]:
+    """Mirrors get_page_from_freelist(): first zone of the zonelist passing the watermark.
+
+    Leaves out cpusets, dirty limits and node_reclaim (node_reclaim_mode is 0 by default)."""
+    m = cpu.machine
+    cpu.spend(cpu.costs.get_page_from_freelist)
+    while True:
+        no_fallback = bool(alloc_flags & ALLOC_NOFRAGMENT)
+        retry = False
+        for zone in ac.zonelist:
+            if no_fallback and len(m.nodes) > 1 and zone.node != ac.preferred_zone.node:
+                # a remote node before fragmenting the local one: retry locally first
+                alloc_flags &= ~ALLOC_NOFRAGMENT
+                retry = True
+                break
+            cpu.touch([zone.lines.read_mostly, zone.lines.vm_stat], False)
+            mark = zone.wmark_pages(alloc_flags & ALLOC_WMARK_MASK)
+            if not zone_watermark_fast(zone, order, mark, ac.highest_zoneidx, alloc_flags, gfp):
+                m.stats.watermark_fails += 1
+                continue
+            page = yield from rmqueue(
+                cpu, ac.preferred_zone, zone, order, gfp, alloc_flags, ac.migratetype
+            )
+            if page is not None:
+                prep_new_page(cpu, [page], order, gfp, alloc_flags)
+                if zone.node != cpu.node:
+                    m.stats.remote_node_allocs += 1
+                return page
+        if retry:
+            continue
+        if no_fallback:
+            alloc_flags &= ~ALLOC_NOFRAGMENT
+            continue
+        return None
+
+
+def __alloc_pages_slowpath(
+    cpu: CPU, gfp: Gfp, order: int, ac: AllocContext
+) -> Generator[simpy.Event, None, int | None]:
+    """Mirrors the part of __alloc_pages_slowpath() that order-0 traffic reaches.
+
+    Wakes kswapd (the machine's reclaim model, if the workload set one), retries at the min
+    watermark with ALLOC_HIGH/ALLOC_HARDER as gfp_to_alloc_flags() gives, then lets a workload's
+    direct-reclaim model run for __GFP_DIRECT_RECLAIM callers. Leaves out compaction, OOM and
+    __GFP_NOFAIL; an allocation that still fails returns None."""
+    m = cpu.machine
+    m.stats.slowpath += 1
+    alloc_flags = gfp_to_alloc_flags(gfp)
+    if gfp.kswapd_reclaim:
+        for zone in ac.zonelist:
+            m.wakeup_kswapd(zone)
+    page = yield from get_page_from_freelist(cpu, gfp, order, alloc_flags, ac)
+    if page is not None or not gfp.direct_reclaim or m.direct_reclaim is None:
+        if page is None:
+            m.stats.alloc_failures += 1
+        return page
+    reclaimed = yield from m.direct_reclaim(cpu, ac.preferred_zone)
+    if reclaimed:
+        page = yield from get_page_from_freelist(cpu, gfp, order, alloc_flags, ac)
+    if page is None:
+        m.stats.alloc_failures += 1
+    return page
+
+
+def rmqueue(
+    cpu: CPU,
+    preferred_zone: Zone,
+    zone: Zone,
+    order: int,
+    gfp: Gfp,
+    alloc_flags: int,
+    migratetype: int,
+) -> Generator[simpy.Event, None, int | None]:
+    """Mirrors rmqueue() for order 0: straight to the per-cpu lists."""
+    return (yield from rmqueue_pcplist(cpu, preferred_zone, zone, gfp, migratetype, alloc_flags))
+
+
+def rmqueue_pcplist(
+    cpu: CPU, preferred_zone: Zone, zone: Zone, gfp: Gfp, migratetype: int, alloc_flags: int
+) -> Generator[simpy.Event, None, int | None]:
+    """Mirrors rmqueue_pcplist(): IRQs off, __rmqueue_pcplist, PGALLOC and NUMA statistics."""
+    cpu.local_irq_save("rmqueue_pcplist")
+    pcp = zone.pcp[cpu.id]
+    pages = yield from __rmqueue_pcplist(cpu, zone, migratetype, alloc_flags, pcp, 1)
+    if pages:
+        __count_zid_vm_events_and_zone_statistics(cpu, preferred_zone, zone, pcp)
+    cpu.local_irq_restore()
+    return pages[0] if pages else None
+
+
+def __count_zid_vm_events_and_zone_statistics(
+    cpu: CPU, preferred: Zone, zone: Zone, pcp: PerCpuPages
+) -> None:
+    """Mirrors __count_zid_vm_events(PGALLOC) + zone_statistics(): per-CPU counters, once per
+    call (the bulk allocator does them once per batch)."""
+    cpu.spend(cpu.costs.rmqueue_call)
+    cpu.touch([pcp.stats_line, cpu.vm_event_line])
+    m = cpu.machine
+    if zone.node == preferred.node:
+        m.stats.numa_hit += 1
+    else:
+        m.stats.numa_miss += 1
+
+
+def __rmqueue_pcplist(
+    cpu: CPU, zone: Zone, migratetype: int, alloc_flags: int, pcp: PerCpuPages, want: int
+) -> Generator[simpy.Event, None, list[int]]:
+    """Mirrors `want` back-to-back calls of __rmqueue_pcplist() (one from rmqueue_pcplist, a
+    batch from the bulk allocator's loop): take pages from the head of the list, refilling it
+    with rmqueue_bulk(zone, 0, pcp->batch) whenever it is empty. Returns the pages (fewer
+    than `want` if a refill found the buddy empty). IRQs are off (the caller's)."""
+    lst = pcp.lists[migratetype]
+    c = cpu.costs
+    debug = cpu.machine.kconfig.debug_list
+    out: list[int] = []
+    while len(out) < want:
+        if not lst:
+            got = yield from rmqueue_bulk(cpu, zone, 0, pcp.batch, pcp, migratetype, alloc_flags)
+            pcp.count += got
+            if not lst:
+                break
+        k = min(want - len(out), len(lst))
+        taken = [lst.popleft() for _ in range(k)]
+        # list_del(head entry): the page, the next entry's prev pointer, the list head in pcp
+        nxt = taken[1:] + [lst[0] if lst else pcp.line]
+        lines = np.empty(3 * k, dtype=np.int64)
+        lines[0::3] = pcp.line
+        lines[1::3] = taken
+        lines[2::3] = nxt
+        cpu.touch(lines)
+        cpu.spend(k * (c.rmqueue_page + (c.list_debug_check if debug else 0.0)))
+        pcp.count -= k
+        out.extend(taken)
+    return out
+
+
+def rmqueue_bulk(
+    cpu: CPU,
+    zone: Zone,
+    order: int,
+    count: int,
+    pcp: PerCpuPages,
+    migratetype: int,
+    alloc_flags: int,
+) -> Generator[simpy.Event, None, int]:
+    """Mirrors rmqueue_bulk(): under one zone->lock, `count` calls of __rmqueue, each page
+    added to the tail of the pcp list; one NR_FREE_PAGES update. Returns pages added.
+
+    check_pcp_refill() never fails here (no bad pages are modelled)."""
+    lst = pcp.lists[migratetype]
+    c = cpu.costs
+    yield from zone.lock.spin_lock(cpu)
+    touched: list[int] = []
+    area = zone.free_area
+    i = 0
+    while i < count:
+        pfn = buddy.__rmqueue(area, order, migratetype, alloc_flags, touched)
+        if pfn is None:
+            break
+        # list_add_tail(&page->lru, list): the page, the old tail (or the head), the head
+        touched.append(pfn)
+        touched.append(lst[-1] if lst else pcp.line)
+        touched.append(pcp.line)
+        lst.append(pfn)
+        i += 1
+    cpu.touch(touched)
+    cpu.spend(
+        len(touched) * c.list_line
+        + (i * c.list_debug_check if cpu.machine.kconfig.debug_list else 0.0)
+    )
+    __mod_zone_page_state(cpu, zone, NR_FREE_PAGES, -i)
+    zone.lock.spin_unlock(cpu)
+    pcp.refills += 1
+    pcp.refilled_pages += i
+    return i
+
+
+def prep_new_page(cpu: CPU, pages: list[int], order: int, gfp: Gfp, alloc_flags: int) -> None:
+    """Mirrors prep_new_page() for each page: post_alloc_hook (refcount, private, flags) on the
+    struct page; clears the page for __GFP_ZERO. Debug hooks (KASAN, page owner) are off.
+
+    Also where pagesim records that the page is handed out (to catch double allocation)."""
+    c = cpu.costs
+    cpu.touch(pages)
+    cpu.spend(len(pages) * c.prep_new_page)
+    if gfp.zero:
+        raise NotImplementedError("__GFP_ZERO clearing is not modelled")
+    cpu.machine.hand_out(pages)
+
+
+def __alloc_pages_bulk(
+    cpu: CPU,
+    gfp: Gfp,
+    preferred_nid: int,
+    nodemask: frozenset[int] | None,
+    nr_pages: int,
+    page_list: PageList | None = None,
+    page_array: PageArray | None = None,
+) -> Generator[simpy.Event, None, int]:
+    """Mirrors __alloc_pages_bulk() as merged in 5.13 (list or array); with page_list it is the
+    seed's __alloc_pages_bulk_nodemask (v6: prep_new_page inside the IRQ-off loop).
+
+    Returns pages now in the list, or populated array entries. The watermark must hold with
+    nr_pages to spare; the zone must be on the preferred node, else one page comes from the
+    single-page allocator, as it does when only one entry is missing. kconfig.prep_new_page
+    chooses where prep_new_page runs: "irq_off" (v6, merged) or "second_pass" (v3)."""
+    m = cpu.machine
+    c = cpu.costs
+    debug = m.kconfig.debug_list
+    nr_populated = 0
+    if page_array is not None:
+        # Skip populated array elements.
+        while nr_populated < nr_pages and page_array.slots[nr_populated] is not None:
+            nr_populated += 1
+        cpu.touch([page_array.line(i) for i in range(max(1, nr_populated))], False)
+        if nr_pages - nr_populated == 0:
+            return nr_populated
+    m.stats.bulk_calls += 1
+    if nr_pages - nr_populated == 1:
+        return (
+            yield from _bulk_failed(
+                cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated
+            )
+        )
+    cpu.spend(c.call + c.alloc_pages_nodemask)
+    ac = prepare_alloc_pages(m, gfp, preferred_nid, nodemask)
+    if ac is None:
+        return 0
+    alloc_flags = ALLOC_WMARK_LOW
+    cpu.spend(c.get_page_from_freelist)
+    chosen: Zone | None = None
+    for zone in ac.zonelist:
+        if (
+            len(m.nodes) > 1
+            and zone is not ac.preferred_zone
+            and zone.node != ac.preferred_zone.node
+        ):
+            m.stats.bulk_fallback_single += 1
+            return (
+                yield from _bulk_failed(
+                    cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated
+                )
+            )
+        cpu.touch([zone.lines.read_mostly, zone.lines.vm_stat], False)
+        mark = zone.wmark_pages(alloc_flags & ALLOC_WMARK_MASK) + nr_pages
+        if zone_watermark_fast(zone, 0, mark, ac.highest_zoneidx, alloc_flags, gfp):
+            chosen = zone
+            break
+        m.stats.watermark_fails += 1
+    if chosen is None:
+        m.stats.bulk_fallback_single += 1
+        return (
+            yield from _bulk_failed(
+                cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated
+            )
+        )
+    zone = chosen
+
+    # Attempt the batch allocation.
+    cpu.local_irq_save("__alloc_pages_bulk")
+    pcp = zone.pcp[cpu.id]
+    if page_array is not None:
+        holes = [i for i in range(nr_populated, nr_pages) if page_array.slots[i] is None]
+    else:
+        holes = list(range(nr_pages))
+    pages = yield from __rmqueue_pcplist(cpu, zone, ac.migratetype, alloc_flags, pcp, len(holes))
+    if not pages:
+        cpu.local_irq_restore()
+        return (
+            yield from _bulk_failed(
+                cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated
+            )
+        )
+    prep_in_loop = m.kconfig.prep_new_page == "irq_off"
+    if prep_in_loop:
+        prep_new_page(cpu, pages, 0, gfp, alloc_flags)
+    if page_list is not None:
+        _list_add_pages(cpu, page_list, pages, debug)
+        nr_populated = len(page_list.pages)
+    else:
+        assert page_array is not None
+        for slot, pfn in zip(holes, pages):
+            page_array.slots[slot] = pfn
+        cpu.touch([page_array.line(s) for s in holes[: len(pages)]])
+        cpu.spend(len(pages) * c.list_line)
+        last = holes[len(pages) - 1]
+        nr_populated = last + 1
+    __count_zid_vm_events_and_zone_statistics(cpu, ac.preferred_zone, zone, pcp)
+    cpu.local_irq_restore()
+    if not prep_in_loop:
+        # v3: a second pass with IRQs on walks the pages again
+        prep_new_page(cpu, pages, 0, gfp, alloc_flags)
+    m.stats.bulk_pages += len(pages)
+    if zone.node != cpu.node:
+        m.stats.remote_node_allocs += len(pages)
+    return nr_populated
+
+
+def _list_add_pages(cpu: CPU, page_list: PageList, pages: list[int], debug: bool) -> None:
+    """list_add(&page->lru, list) for each page: the page, the old first entry, the head."""
+    c = cpu.costs
+    k = len(pages)
+    prev_first = [page_list.pages[0] if page_list.pages else page_list.head_line, *pages[:-1]]
+    lines = np.empty(3 * k, dtype=np.int64)
+    lines[0::3] = pages
+    lines[1::3] = prev_first
+    lines[2::3] = page_list.head_line
+    cpu.touch(lines)
+    cpu.spend(k * (3 * c.list_line + (c.list_debug_check if debug else 0.0)))
+    page_list.pages[:0] = pages[::-1]
+
+
+def _bulk_failed(
+    cpu: CPU,
+    gfp: Gfp,
+    preferred_nid: int,
+    nodemask: frozenset[int] | None,
+    page_list: PageList | None,
+    page_array: PageArray | None,
+    nr_populated: int,
+) -> Generator[simpy.Event, None, int]:
+    """The bulk allocator's `failed:` label: one page from __alloc_pages_nodemask."""
+    page = yield from __alloc_pages_nodemask(cpu, gfp, 0, preferred_nid, nodemask)
+    if page is None:
+        return nr_populated
+    if page_list is not None:
+        _list_add_pages(cpu, page_list, [page], cpu.machine.kconfig.debug_list)
+        return len(page_list.pages)
+    assert page_array is not None
+    page_array.slots[nr_populated] = page
+    cpu.touch([page_array.line(nr_populated)])
+    cpu.spend(cpu.costs.list_line)
+    return nr_populated + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# freeing
+# ---------------------------------------------------------------------------------------------
+
+
+def free_unref_page(cpu: CPU, pfn: int) -> Generator[simpy.Event, None, None]:
+    """Mirrors put_page() -> __free_pages() -> free_unref_page() for an order-0 page whose last
+    reference goes: put_page_testzero (an atomic on the struct page), free_unref_page_prepare
+    (free_pcp_prepare checks, the pageblock's migratetype), then with IRQs off
+    free_unref_page_commit: list_add at the head of the pcp list, and free_pcppages_bulk of
+    pcp->batch pages once count reaches pcp->high."""
+    m = cpu.machine
+    c = cpu.costs
+    zone = m.page_zone(pfn)
+    m.take_back([pfn])
+    cpu.spend(
+        c.call + c.atomic + c.free_pcp_prepare + c.free_unref_page_prepare + c.free_unref_page
+    )
+    touched = [pfn]
+    mt = buddy.get_pageblock_migratetype(zone.free_area, pfn, touched)
+    cpu.touch(touched)
+    cpu.local_irq_save("free_unref_page")
+    yield from free_unref_page_commit(cpu, zone, pfn, mt)
+    cpu.local_irq_restore()
+
+
+def free_unref_page_commit(
+    cpu: CPU, zone: Zone, pfn: int, migratetype: int
+) -> Generator[simpy.Event, None, None]:
+    """Mirrors free_unref_page_commit(): onto this CPU's pcp list for the page's zone (which may
+    be a remote node's zone), draining a batch past pcp->high. Isolated pageblocks go straight
+    back to the buddy; HIGHATOMIC pages are treated as movable."""
+    c = cpu.costs
+    if migratetype >= MIGRATE_PCPTYPES:
+        if migratetype == MIGRATE_ISOLATE:
+            yield from free_one_page(cpu, zone, pfn, migratetype)
+            return
+        migratetype = MIGRATE_MOVABLE
+    pcp = zone.pcp[cpu.id]
+    lst = pcp.lists[migratetype]
+    cpu.touch([pcp.line, pfn, lst[0] if lst else pcp.line, cpu.vm_event_line])
+    cpu.spend(
+        c.free_unref_page_commit + (c.list_debug_check if cpu.machine.kconfig.debug_list else 0.0)
+    )
+    lst.appendleft(pfn)
+    pcp.count += 1
+    if pcp.count >= pcp.high:
+        yield from free_pcppages_bulk(cpu, zone, pcp.batch, pcp)
+
+
+def free_pcppages_bulk(
+    cpu: CPU, zone: Zone, count: int, pcp: PerCpuPages
+) -> Generator[simpy.Event, None, None]:
+    """Mirrors free_pcppages_bulk(): pick `count` pages round-robin over the three lists from
+    their tails (a list found empty lets the next list give more), prefetching each page's
+    buddy for the first pcp->batch pages; then under one zone->lock, __free_one_page for each."""
+    c = cpu.costs
+    count = min(pcp.count, count)
+    if count <= 0:
+        return
+    migratetype = 0
+    batch_free = 0
+    picked: list[tuple[int, int]] = []
+    pick_lines: list[int] = [pcp.line]
+    while count:
+        while True:
+            batch_free += 1
+            migratetype += 1
+            if migratetype == MIGRATE_PCPTYPES:
+                migratetype = 0
+            lst = pcp.lists[migratetype]
+            if lst:
+                break
+        if batch_free == MIGRATE_PCPTYPES:
+            batch_free = count
+        while True:
+            pfn = lst.pop()
+            pcp.count -= 1
+            picked.append((pfn, migratetype))
+            # list_del from the tail writes the new tail; list_add_tail to the local list
+            pick_lines.append(pfn)
+            pick_lines.append(lst[-1] if lst else pcp.line)
+            count -= 1
+            batch_free -= 1
+            if not (count and batch_free and lst):
+                break
+    cpu.touch(pick_lines)
+    cpu.spend(len(pick_lines) * c.list_line)
+    prefetch = [pfn ^ 1 for pfn, _ in picked[: pcp.batch]]
+    cpu.touch_overlapped(prefetch)
+
+    yield from zone.lock.spin_lock(cpu)
+    touched: list[int] = []
+    area = zone.free_area
+    for pfn, mt in picked:
+        buddy.__free_one_page(area, pfn, 0, mt, FPI_NONE, touched)
+    cpu.touch(touched)
+    cpu.spend(len(touched) * c.list_line)
+    for _ in picked:
+        __mod_zone_page_state(cpu, zone, NR_FREE_PAGES, 1)
+    zone.lock.spin_unlock(cpu)
+    pcp.drains += 1
+    pcp.drained_pages += len(picked)
+
+
+def free_one_page(
+    cpu: CPU, zone: Zone, pfn: int, migratetype: int
+) -> Generator[simpy.Event, None, None]:
+    """Mirrors free_one_page(): one page straight into the buddy under zone->lock."""
+    yield from zone.lock.spin_lock(cpu)
+    touched: list[int] = []
+    buddy.__free_one_page(zone.free_area, pfn, 0, migratetype, FPI_NONE, touched)
+    cpu.touch(touched)
+    cpu.spend(len(touched) * cpu.costs.list_line)
+    __mod_zone_page_state(cpu, zone, NR_FREE_PAGES, 1)
+    zone.lock.spin_unlock(cpu)
+
+
+def __free_pages_ok(cpu: CPU, pfn: int) -> Generator[simpy.Event, None, None]:
+    """Mirrors __free_pages_ok() for order 0, as the seed's free_pages_bulk() uses it: the
+    page bypasses the pcp lists and takes zone->lock itself, with IRQs off."""
+    m = cpu.machine
+    c = cpu.costs
+    zone = m.page_zone(pfn)
+    m.take_back([pfn])
+    cpu.spend(c.atomic + c.free_pcp_prepare + c.free_unref_page_prepare)
+    touched = [pfn, cpu.vm_event_line]
+    mt = buddy.get_pageblock_migratetype(zone.free_area, pfn, touched)
+    cpu.touch(touched)
+    cpu.local_irq_save("__free_pages_ok")
+    yield from free_one_page(cpu, zone, pfn, mt)
+    cpu.local_irq_restore()
+
+
+def free_pages_bulk(cpu: CPU, page_list: PageList) -> Generator[simpy.Event, None, None]:
+    """Mirrors the seed's free_pages_bulk(list): for each page, put_page_testzero, list_del and
+    __free_pages_ok (so one zone->lock round trip per page)."""
+    c = cpu.costs
+    debug = cpu.machine.kconfig.debug_list
+    cpu.spend(c.call)
+    while page_list.pages:
+        pfn = page_list.pages.pop(0)
+        nxt = page_list.pages[0] if page_list.pages else page_list.head_line
+        cpu.touch([pfn, nxt, page_list.head_line])
+        cpu.spend(3 * c.list_line + (c.list_debug_check if debug else 0.0))
+        yield from __free_pages_ok(cpu, pfn)
+
+
+def free_unref_page_list(cpu: CPU, pages: list[int]) -> Generator[simpy.Event, None, None]:
+    """Mirrors free_unref_page_list() (release_pages' path): prepare every page with IRQs on,
+    then commit them with IRQs off, re-enabling IRQs every SWAP_CLUSTER_MAX (32) pages."""
+    m = cpu.machine
+    c = cpu.costs
+    swap_cluster_max = 32
+    cpu.spend(c.call)
+    prepared = []
+    for pfn in pages:
+        zone = m.page_zone(pfn)
+        cpu.spend(c.atomic + c.free_pcp_prepare + c.free_unref_page_prepare)
+        touched = [pfn]
+        prepared.append((pfn, zone, buddy.get_pageblock_migratetype(zone.free_area, pfn, touched)))
+        cpu.touch(touched)
+    m.take_back(pages)
+    cpu.local_irq_save("free_unref_page_list")
+    for n, (pfn, zone, mt) in enumerate(prepared, 1):
+        yield from free_unref_page_commit(cpu, zone, pfn, mt)
+        if n % swap_cluster_max == 0:
+            cpu.local_irq_restore()
+            cpu.local_irq_save("free_unref_page_list")
+    cpu.local_irq_restore()
+
+
+def check_pcp_consistent(pcp: PerCpuPages) -> None:
+    """Invariant: pcp->count equals the pages on its lists."""
+    if pcp.count != pcp.pages():
+        raise InvariantError(f"{pcp.scope}: count {pcp.count} but {pcp.pages()} pages on the lists")

@@ -1,0 +1,161 @@
+"""One point of a scenario -> one result row.
+
+A point is (strategy, batch, cpus, replication). run_point() boots a fresh machine, lets the
+workload build and run its processes, checks the simulation's invariants, and returns a flat
+record: the point's identity, the workload's figures and the allocator statistics. It is a pure
+function of (scenario, point): the same inputs give the same row, in any process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+from pydantic import BaseModel
+
+from simulator.machine.cache import L2
+from simulator.machine.cpu import CPU
+from simulator.machine.machine import Machine, build_machine
+from simulator.scenario import Scenario, ScenarioModel
+from simulator.stats import Histogram
+from simulator.workloads import WORKLOADS
+
+
+@dataclass(frozen=True)
+class Point:
+    strategy: str
+    batch: int
+    cpus: int
+    replication: int = 0
+
+
+def expand(sc: Scenario) -> list[Point]:
+    """The scenario's grid: strategies x batches x cpus x replications, in that order."""
+    m = sc.model
+    return [
+        Point(s, b, c, r)
+        for s, b, c, r in itertools.product(m.strategies, m.batches, m.cpus, range(m.replications))
+    ]
+
+
+@dataclass
+class PointContext:
+    """What a workload's run function gets."""
+
+    machine: Machine
+    scenario: ScenarioModel
+    params: BaseModel
+    point: Point
+    pages_measured: int = 0
+    measured_cpus: list[CPU] = field(default_factory=list)
+    window_start: float = 0.0
+
+    def rng(self, part: str) -> np.random.Generator:
+        """An independent random stream for one stochastic part of this replication.
+
+        Derived from (root seed, replication, part name) only, so every strategy and batch of
+        a replication sees the same arrivals (common random numbers), and results do not depend
+        on which process runs the point."""
+        key = (self.point.replication, zlib.crc32(part.encode()))
+        return np.random.default_rng(np.random.SeedSequence(self.scenario.seed, spawn_key=key))
+
+    def measure_window(self, start: float, cpus: list[CPU]) -> None:
+        """Statistics count from simulated time `start` on (warm-up excluded)."""
+        self.measured_cpus = list(cpus)
+        self.window_start = start
+
+        def reset() -> Any:
+            yield self.machine.env.timeout(start)
+            reset_stats(self.machine)
+
+        if start > 0:
+            self.machine.env.process(reset())
+
+
+def reset_stats(m: Machine) -> None:
+    """Zero every statistic (not the state): the end of warm-up."""
+    from simulator.machine.machine import AllocStats
+
+    m.stats = AllocStats()
+    m.cache.level_counts[:] = 0
+    for z in m.zones:
+        lk = z.lock
+        lk.acquisitions = lk.contended = 0
+        lk.wait_ns = 0.0
+        lk.wait_hist = Histogram()
+        lk.hold_hist = Histogram()
+        z.stat_folds = 0
+        for p in z.pcp:
+            p.refills = p.drains = p.refilled_pages = p.drained_pages = 0
+    for c in m.cpus:
+        c.irq_windows.clear()
+        c.irq_off_ns = 0.0
+        c.cache_cost_ns = 0.0
+        c.spin_ns = 0.0
+
+
+def allocator_stats(m: Machine, ctx: PointContext) -> dict[str, float]:
+    """The allocator statistics every row carries."""
+    locks = [z.lock for z in m.zones]
+    wait = Histogram()
+    hold = Histogram()
+    for lk in locks:
+        wait.merge(lk.wait_hist)
+        hold.merge(lk.hold_hist)
+    irq = Histogram()
+    cpus = ctx.measured_cpus or m.cpus
+    for c in cpus:
+        irq.merge(c.all_irq_windows())
+    span = max(m.env.now - ctx.window_start, 1e-9) * len(cpus)
+    pages = max(ctx.pages_measured, m.stats.pages_allocated, 1)
+    misses = int(m.cache.level_counts[:, L2:].sum())
+    return {
+        "zone_lock_acquisitions": sum(lk.acquisitions for lk in locks),
+        "zone_lock_contended": sum(lk.contended for lk in locks),
+        "zone_lock_wait_ns": sum(lk.wait_ns for lk in locks),
+        "zone_lock_wait_p99_ns": wait.quantile(0.99),
+        "zone_lock_hold_p99_ns": hold.quantile(0.99),
+        "pcp_refills": sum(p.refills for z in m.zones for p in z.pcp),
+        "pcp_drains": sum(p.drains for z in m.zones for p in z.pcp),
+        "irq_off_max_ns": irq.max,
+        "irq_off_p99_ns": irq.quantile(0.99),
+        "irq_off_mean_ns": irq.mean,
+        "irq_off_share": sum(c.irq_off_ns for c in cpus) / span,
+        "cache_misses_per_page": misses / pages,
+        "vmstat_folds": sum(z.stat_folds for z in m.zones),
+        "slowpath": m.stats.slowpath,
+        "alloc_failures": m.stats.alloc_failures,
+        "remote_node_allocs": m.stats.remote_node_allocs,
+        "bulk_fallback_single": m.stats.bulk_fallback_single,
+    }
+
+
+def run_point(sc: Scenario, point: Point) -> dict[str, Any]:
+    """Simulate one point; returns its result row (raises InvariantError on a model bug)."""
+    wall0 = time.perf_counter()
+    env = simpy.Environment()
+    m = build_machine(env, sc.hardware, sc.model.kernel.to_config())
+    ctx = PointContext(m, sc.model, sc.params, point)
+    workload = WORKLOADS[sc.model.workload]
+    figures = workload.run(ctx)
+    m.check_invariants()
+    row: dict[str, Any] = {
+        "scenario": sc.name,
+        "workload": sc.model.workload,
+        "hardware": sc.hardware.name,
+        "strategy": point.strategy,
+        "batch": point.batch,
+        "cpus": point.cpus,
+        "replication": point.replication,
+        "seed": sc.model.seed,
+        "sim_ns": env.now,
+    }
+    row.update(figures)
+    row.update(allocator_stats(m, ctx))
+    row["wall_s"] = time.perf_counter() - wall0
+    return row

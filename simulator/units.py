@@ -1,0 +1,138 @@
+"""Quantities with units, as hardware and scenario files write them ("3.6 GHz", "32 KiB", "81 ns").
+
+Model code works in nanoseconds, bytes and GHz; this module is the only place that parses units.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+_NUM = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+_QUANTITY = re.compile(rf"^\s*{_NUM}\s*([A-Za-z/]*)\s*$")
+
+BYTE_UNITS = {
+    "B": 1,
+    "KiB": 1 << 10,
+    "MiB": 1 << 20,
+    "GiB": 1 << 30,
+    "TiB": 1 << 40,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+}
+TIME_UNITS_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+FREQ_UNITS_GHZ = {"GHz": 1.0, "MHz": 1e-3}
+
+
+class UnitError(ValueError):
+    """A value that does not parse as the expected kind of quantity."""
+
+
+def _split(text: object, kind: str, units: dict[str, float] | list[str]) -> tuple[float, str]:
+    if isinstance(text, bool):
+        raise UnitError(f"expected {kind} with a unit (one of {', '.join(units)}), got {text!r}")
+    if isinstance(text, (int, float)):
+        raise UnitError(
+            f"expected {kind} with a unit (one of {', '.join(units)}), got the bare number {text!r}"
+        )
+    if not isinstance(text, str):
+        raise UnitError(f"expected {kind} as a string such as '64 B', got {type(text).__name__}")
+    m = _QUANTITY.match(text)
+    if not m:
+        raise UnitError(f"expected {kind} such as '{_example(kind)}', got {text!r}")
+    value, unit = float(m.group(1)), m.group(2)
+    if not math.isfinite(value):
+        raise UnitError(f"expected {kind} with a finite value, got {text!r}")
+    if unit not in units:
+        raise UnitError(
+            f"unknown unit {unit!r} in {text!r}: expected {kind} in one of {', '.join(units)}"
+        )
+    return value, unit
+
+
+def _example(kind: str) -> str:
+    return {"a size": "32 KiB", "a duration": "81 ns", "a frequency": "3.6 GHz"}.get(
+        kind, "4 cycles"
+    )
+
+
+def parse_bytes(text: object) -> int:
+    """'32 KiB' -> 32768. Sizes must be whole, non-negative byte counts."""
+    value, unit = _split(text, "a size", BYTE_UNITS)
+    nbytes = value * BYTE_UNITS[unit]
+    if nbytes < 0 or nbytes != int(nbytes):
+        raise UnitError(f"expected a whole, non-negative number of bytes, got {text!r}")
+    return int(nbytes)
+
+
+def parse_ns(text: object) -> float:
+    """'1.2 us' -> 1200.0 (nanoseconds). Durations must be non-negative."""
+    value, unit = _split(text, "a duration", TIME_UNITS_NS)
+    if value < 0:
+        raise UnitError(f"expected a non-negative duration, got {text!r}")
+    return value * TIME_UNITS_NS[unit]
+
+
+def parse_ghz(text: object) -> float:
+    """'3.6 GHz' -> 3.6. Frequencies must be positive."""
+    value, unit = _split(text, "a frequency", FREQ_UNITS_GHZ)
+    if value <= 0:
+        raise UnitError(f"expected a positive frequency, got {text!r}")
+    return value * FREQ_UNITS_GHZ[unit]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A cost given either in cycles (of a stated clock) or in nanoseconds."""
+
+    value: float
+    unit: str  # "cycles" or "ns"
+
+    def ns(self, ghz: float) -> float:
+        """This cost in nanoseconds on a clock of `ghz`."""
+        return self.value / ghz if self.unit == "cycles" else self.value
+
+    def __str__(self) -> str:
+        return f"{self.value:g} {self.unit}"
+
+
+def parse_latency(text: object) -> Latency:
+    """'37 cycles' or '10.4 ns' -> Latency. Non-negative."""
+    value, unit = _split(text, "a cost", ["cycles", *TIME_UNITS_NS])
+    if value < 0:
+        raise UnitError(f"expected a non-negative cost, got {text!r}")
+    if unit == "cycles":
+        return Latency(value, "cycles")
+    return Latency(value * TIME_UNITS_NS[unit], "ns")
+
+
+MAX_CPU_ID = 8191  # x86 NR_CPUS is at most 8192; a larger id is a typo, not a machine
+
+
+def parse_cpulist(text: object) -> list[int]:
+    """Linux cpulist syntax: '0-5,12,14-15' -> [0, 1, 2, 3, 4, 5, 12, 14, 15]."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return [text]
+    if isinstance(text, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in text):
+        return list(text)
+    if not isinstance(text, str) or not text.strip():
+        raise UnitError(f"expected a cpulist such as '0-5,8', got {text!r}")
+    cpus: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise UnitError(f"expected a cpulist such as '0-5,8', got {text!r}")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise UnitError(f"cpulist range {part!r} runs backwards in {text!r}")
+        if hi > MAX_CPU_ID:
+            raise UnitError(f"cpulist {text!r} names CPU {hi}, above the largest id {MAX_CPU_ID}")
+        cpus.extend(range(lo, hi + 1))
+    if len(set(cpus)) != len(cpus):
+        raise UnitError(f"cpulist {text!r} names a CPU twice")
+    return cpus

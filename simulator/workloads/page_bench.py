@@ -1,0 +1,118 @@
+"""page_bench: the page_bench04_bulk micro-benchmark (netoptimizer/prototype-kernel).
+
+Each measured CPU, in a tight loop: allocate `batch` order-0 pages with the strategy, then free
+them (one by one with put_page, as page_bench04_bulk does, or with another free strategy). The
+figure is the time per page: one allocation plus one free. On one CPU this is the reference's
+"199 cycles" (single-page strategy); on several CPUs of a node the zone lock and the lines the
+allocator shares start to count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import simpy
+from pydantic import BaseModel, ConfigDict
+
+from simulator.machine.cpu import CPU
+from simulator.machine.machine import Machine
+from simulator.mm.gfp import GFP_MASKS
+from simulator.mm.strategies import CallerBuffers, alloc_attempt, free_attempt
+
+if TYPE_CHECKING:
+    from simulator.run import PointContext
+
+
+class PageBenchParams(BaseModel):
+    """The `page_bench:` section of a scenario."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gfp: Literal["GFP_ATOMIC", "GFP_KERNEL", "GFP_NOWAIT"] = "GFP_ATOMIC"
+    free: Literal["one_by_one", "free_unref_page_list", "free_pages_bulk"] = "one_by_one"
+    cpu_placement: Literal["pack", "spread"] = "pack"
+
+
+@dataclass
+class CpuTally:
+    t0: float = -1.0
+    t1: float = -1.0
+    pages0: int = 0
+    pages: int = 0
+    iterations: int = 0
+
+
+def select_cpus(m: Machine, n: int, placement: str) -> list[CPU]:
+    """`pack`: CPUs 0..n-1. `spread`: round-robin over nodes (CPU ids ascending in each)."""
+    if placement == "pack":
+        return m.cpus[:n]
+    by_node = [[c for c in m.cpus if c.node == node.node_id] for node in m.nodes]
+    out: list[CPU] = []
+    i = 0
+    while len(out) < n:
+        for cpus in by_node:
+            if i < len(cpus) and len(out) < n:
+                out.append(cpus[i])
+        i += 1
+    return out
+
+
+def page_bench_loop(
+    cpu: CPU,
+    strategy: str,
+    batch: int,
+    params: PageBenchParams,
+    measure_from: float,
+    measure_to: float,
+    tally: CpuTally,
+) -> Generator[simpy.Event, None, None]:
+    """One CPU's benchmark loop (a SimPy process)."""
+    m = cpu.machine
+    gfp = GFP_MASKS[params.gfp]
+    buf = CallerBuffers.create(m, f"{cpu.scope}.page_bench", cpu.node, batch)
+    while True:
+        now = cpu.now()
+        if tally.t0 < 0 and now >= measure_from:
+            tally.t0, tally.pages0 = now, tally.pages
+        if now >= measure_to:
+            tally.t1 = now
+            break
+        got = yield from alloc_attempt(cpu, strategy, gfp, cpu.node, batch, buf)
+        buf.array.slots[: len(buf.array.slots)] = [None] * len(buf.array.slots)
+        yield from free_attempt(cpu, params.free, got, buf)
+        tally.pages += len(got)
+        tally.iterations += 1
+        if not got:
+            # the allocator is out of memory for this gfp: nothing more to measure
+            tally.t1 = cpu.now()
+            break
+        yield cpu.sync()
+    yield cpu.sync()
+
+
+def run(ctx: PointContext) -> dict[str, float]:
+    """Run page_bench for one point; returns cycles_per_page and ns_per_page."""
+    m, p = ctx.machine, ctx.point
+    params: PageBenchParams = ctx.params  # type: ignore[assignment]
+    cpus = select_cpus(m, p.cpus, params.cpu_placement)
+    warmup = ctx.scenario.warmup
+    end = warmup + ctx.scenario.duration
+    tallies = [CpuTally() for _ in cpus]
+    for cpu, tally in zip(cpus, tallies):
+        m.env.process(page_bench_loop(cpu, p.strategy, p.batch, params, warmup, end, tally))
+    ctx.measure_window(warmup, cpus)
+    m.env.run()
+    pages = sum(t.pages - t.pages0 for t in tallies)
+    busy = sum(t.t1 - t.t0 for t in tallies if t.t0 >= 0)
+    if pages <= 0 or busy <= 0:
+        raise RuntimeError("page_bench measured no pages: duration too short or memory exhausted")
+    ns_per_page = busy / pages
+    ctx.pages_measured = pages
+    return {
+        "ns_per_page": ns_per_page,
+        "cycles_per_page": ns_per_page * m.hw.cpu.tsc,
+        "pages": pages,
+        "iterations": sum(t.iterations for t in tallies),
+    }
