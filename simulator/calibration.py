@@ -200,7 +200,6 @@ def format_derivation(hw: Hardware, steps: list[Step]) -> str:
         f"{'term':<24} {'reference ns':>12} {'host ns':>9} {'host cycles':>11}  derivation",
     ]
     for s in steps:
-        lines.append(
-            f"{s.term:<24} {s.reference_ns:>12.3f} {s.host_ns:>9.3f} {s.host_ns * hw.cpu.clock:>11.1f}  {s.formula}"
-        )
+        cycles = s.host_ns * hw.cpu.clock
+        lines.append(f"{s.term:<24} {s.reference_ns:>12.3f} {s.host_ns:>9.3f} {cycles:>11.1f}  {s.formula}")
     return "\n".join(lines)

@@ -90,13 +90,9 @@ class Topology(_Strict):
         n = len(self.nodes)
         for i, node in enumerate(self.nodes):
             if node.id != i:
-                raise FieldError(
-                    f"nodes[{i}].id", f"nodes must be listed in id order 0..{n - 1}", node.id
-                )
+                raise FieldError(f"nodes[{i}].id", f"nodes must be listed in id order 0..{n - 1}", node.id)
             if node.socket >= self.sockets:
-                raise FieldError(
-                    f"nodes[{i}].socket", f"there are only {self.sockets} sockets", node.socket
-                )
+                raise FieldError(f"nodes[{i}].socket", f"there are only {self.sockets} sockets", node.socket)
         cpus = [c for node in self.nodes for c in node.cpus]
         if len(set(cpus)) != len(cpus):
             dup = sorted({c for c in cpus if cpus.count(c) > 1})
@@ -111,9 +107,7 @@ class Topology(_Strict):
             raise FieldError("nodes", f"at most {MAX_SIM_CPUS} CPUs can be simulated", len(cpus))
         d = self.distances
         if len(d) != n or any(len(row) != n for row in d):
-            raise FieldError(
-                "distances", f"must be a square {n}x{n} matrix (one row and column per node)", d
-            )
+            raise FieldError("distances", f"must be a square {n}x{n} matrix (one row and column per node)", d)
         for i in range(n):
             if d[i][i] != LOCAL_DISTANCE:
                 raise FieldError(
@@ -134,9 +128,7 @@ class Topology(_Strict):
         if self.llc_domains is not None:
             flat = [c for dom in self.llc_domains for c in dom]
             if sorted(flat) != sorted(cpus):
-                raise FieldError(
-                    "llc_domains", "must partition the CPUs: each CPU in exactly one domain"
-                )
+                raise FieldError("llc_domains", "must partition the CPUs: each CPU in exactly one domain")
             sock = {c: node.socket for node in self.nodes for c in node.cpus}
             for k, dom in enumerate(self.llc_domains):
                 if len({sock[c] for c in dom}) != 1:
@@ -146,12 +138,8 @@ class Topology(_Strict):
 
 class MemorySpec(_Strict):
     latency: dict[int, Ns] = Field(description="idle DRAM load latency by SLIT distance")
-    fill_buffers: int = Field(
-        ge=1, description="outstanding L1D misses per core (memory-level parallelism)"
-    )
-    below_4g: Bytes = Field(
-        description="RAM below the 32-bit PCI hole on node 0 (ZONE_DMA + ZONE_DMA32)"
-    )
+    fill_buffers: int = Field(ge=1, description="outstanding L1D misses per core (memory-level parallelism)")
+    below_4g: Bytes = Field(description="RAM below the 32-bit PCI hole on node 0 (ZONE_DMA + ZONE_DMA32)")
     reserved: Bytes = Field(
         description="memory reserved on node 0 besides the memmap (kernel image, firmware)"
     )
@@ -250,7 +238,5 @@ def load_hardware(path: str | Path) -> Hardware:
     hw = validate(Hardware, doc, str(p))
     hw = hw.model_copy(update={"path": str(p)})
     if not hw.calibration_path().is_file():
-        raise ConfigError.one(
-            str(p), "calibration", "calibration file not found", str(hw.calibration_path())
-        )
+        raise ConfigError.one(str(p), "calibration", "calibration file not found", str(hw.calibration_path()))
     return hw

@@ -44,9 +44,7 @@ class KernelOptions(_Strict):
         return v
 
     def to_config(self) -> KernelConfig:
-        return KernelConfig(
-            debug_list=self.debug_list, prep_new_page=self.prep_new_page, thp=self.thp
-        )  # type: ignore[arg-type]
+        return KernelConfig(debug_list=self.debug_list, prep_new_page=self.prep_new_page, thp=self.thp)  # type: ignore[arg-type]
 
 
 class ScenarioModel(_Strict):
@@ -91,9 +89,7 @@ class ScenarioModel(_Strict):
     def _batches(cls, v: list[int]) -> list[int]:
         bad = [b for b in v if not 1 <= b <= MAX_BATCH]
         if bad:
-            raise ValueError(
-                f"batch sizes must be whole numbers from 1 to {MAX_BATCH}, got {bad[0]}"
-            )
+            raise ValueError(f"batch sizes must be whole numbers from 1 to {MAX_BATCH}, got {bad[0]}")
         return v
 
     @field_validator("cpus")
@@ -183,9 +179,7 @@ def load_scenario(path: str | Path, overrides: Overrides | None = None) -> Scena
         for prob in problems_from_validation(str(p), exc):
             top = prob.field.split(".")[0].split("[")[0]
             if top in given:
-                prob = Problem(
-                    "command line", Overrides.FLAGS[top], prob.message, prob.value, prob.has_value
-                )
+                prob = Problem("command line", Overrides.FLAGS[top], prob.message, prob.value, prob.has_value)
             problems.append(prob)
         raise ConfigError(problems) from None
 
@@ -195,9 +189,7 @@ def load_scenario(path: str | Path, overrides: Overrides | None = None) -> Scena
             raise ConfigError.one(
                 str(p), other, f"section for another workload (this scenario runs {model.workload})"
             )
-    params = validate(
-        workload.params, getattr(model, model.workload) or {}, str(p), prefix=model.workload
-    )
+    params = validate(workload.params, getattr(model, model.workload) or {}, str(p), prefix=model.workload)
 
     if ov.hardware is not None:
         hw_path = Path(ov.hardware)

@@ -47,16 +47,12 @@ def _split(text: object, kind: str, units: dict[str, float] | list[str]) -> tupl
     if not math.isfinite(value):
         raise UnitError(f"expected {kind} with a finite value, got {text!r}")
     if unit not in units:
-        raise UnitError(
-            f"unknown unit {unit!r} in {text!r}: expected {kind} in one of {', '.join(units)}"
-        )
+        raise UnitError(f"unknown unit {unit!r} in {text!r}: expected {kind} in one of {', '.join(units)}")
     return value, unit
 
 
 def _example(kind: str) -> str:
-    return {"a size": "32 KiB", "a duration": "81 ns", "a frequency": "3.6 GHz"}.get(
-        kind, "4 cycles"
-    )
+    return {"a size": "32 KiB", "a duration": "81 ns", "a frequency": "3.6 GHz"}.get(kind, "4 cycles")
 
 
 def parse_bytes(text: object) -> int:

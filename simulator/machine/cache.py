@@ -335,9 +335,7 @@ class CacheModel:
         o_llc = self._np_llc[oc]
         llc_now = np.where(o_llc == my_llc, llc_clock[my_llc] + excl, llc_clock[o_llc])
         in_llc = has & ~in_priv & (llc_now - ls < self.llc_lines)
-        home = np.minimum(
-            np.searchsorted(self._np_node_end, pfns, side="right"), len(self.node_end_pfn) - 1
-        )
+        home = np.minimum(np.searchsorted(self._np_node_end, pfns, side="right"), len(self.node_end_pfn) - 1)
         node = self.cpu_node[cpu]
         cost = self._np_dram[node][home]
         lvl = np.where(home == node, DRAM_LOCAL, DRAM_REMOTE)

@@ -76,6 +76,4 @@ class SpinLock:
 
     def check_released(self) -> None:
         if self.holder is not None:
-            raise InvariantError(
-                f"{self.scope}: still held by cpu{self.holder} at the end of the run"
-            )
+            raise InvariantError(f"{self.scope}: still held by cpu{self.holder} at the end of the run")

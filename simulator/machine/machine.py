@@ -103,9 +103,7 @@ class Machine:
         before = len(self.allocated)
         self.allocated.difference_update(pages)
         if len(self.allocated) != before - len(pages):
-            raise InvariantError(
-                f"freeing pages that are not allocated (double free?): {pages[:8]}"
-            )
+            raise InvariantError(f"freeing pages that are not allocated (double free?): {pages[:8]}")
         self.stats.pages_freed += len(pages)
 
     # ---- invariants -------------------------------------------------------------------------
@@ -126,10 +124,11 @@ class Machine:
             free = z.free_area.nr_free_pages
             on_pcp = z.pcp_pages()
             held = alloc_by_zone.get(i, 0)
-            if free + on_pcp + held != z.managed:
+            if free + on_pcp + held + z.balloon_pages != z.managed:
                 raise InvariantError(
                     f"{z.scope}: pages not conserved: buddy {free} + pcp {on_pcp} + allocated {held}"
-                    f" = {free + on_pcp + held}, managed {z.managed}"
+                    f" + balloon {z.balloon_pages} = {free + on_pcp + held + z.balloon_pages},"
+                    f" managed {z.managed}"
                 )
             snap = zone_page_state_snapshot(z, NR_FREE_PAGES)
             if snap != free:
@@ -139,9 +138,7 @@ class Machine:
             c.check_quiescent()
 
 
-def build_machine(
-    env: simpy.Environment, hw: Hardware, kconfig: KernelConfig | None = None
-) -> Machine:
+def build_machine(env: simpy.Environment, hw: Hardware, kconfig: KernelConfig | None = None) -> Machine:
     """Boot `hw`: zones, watermarks, pcp lists, caches and CPUs, as a 5.12 kernel would."""
     kconfig = kconfig or KernelConfig()
     costs, _ = derive(hw)
@@ -172,9 +169,7 @@ def build_machine(
     build_zonelists(nodes, hw.topology.distances)
     node_end = [max(z.end_pfn for z in n.zones) for n in nodes]
     cpu_node, cpu_llc, cpu_socket = hw.cpu_node(), hw.cpu_llc(), hw.cpu_socket()
-    vm_event_lines = [
-        registry.alloc(f"machine.cpu{c}.vm_event_states", cpu_node[c]) for c in range(ncpu)
-    ]
+    vm_event_lines = [registry.alloc(f"machine.cpu{c}.vm_event_states", cpu_node[c]) for c in range(ncpu)]
     cache = CacheModel(hw, registry, node_end)
     cpus = [CPU(env, c, cpu_node[c], cpu_llc[c], cpu_socket[c], cache, costs) for c in range(ncpu)]
     m = Machine(

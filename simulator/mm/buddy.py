@@ -210,9 +210,7 @@ def get_pageblock_migratetype(area: FreeArea, pfn: int, touched: list[int]) -> i
     return area.pageblock_mt.get(pfn >> PAGEBLOCK_ORDER, MIGRATE_MOVABLE)
 
 
-def set_pageblock_migratetype(
-    area: FreeArea, pfn: int, migratetype: int, touched: list[int]
-) -> None:
+def set_pageblock_migratetype(area: FreeArea, pfn: int, migratetype: int, touched: list[int]) -> None:
     """Mirrors set_pageblock_migratetype() in mm/page_alloc.c, v5.12.
 
     Writes the bitmap line (not the struct page); page_group_by_mobility_disabled is left out.
@@ -252,9 +250,7 @@ def free_area_empty(area: FreeArea, order: int, migratetype: int, touched: list[
     return area.next[key] == key
 
 
-def add_to_free_list(
-    area: FreeArea, pfn: int, order: int, migratetype: int, touched: list[int]
-) -> None:
+def add_to_free_list(area: FreeArea, pfn: int, order: int, migratetype: int, touched: list[int]) -> None:
     """Mirrors add_to_free_list() in mm/page_alloc.c, v5.12: list_add at the head, nr_free++.
 
     Nothing left out (page reporting state is not modelled).
@@ -276,9 +272,7 @@ def add_to_free_list(
     touched.append(area._nr_free_line[order])
 
 
-def add_to_free_list_tail(
-    area: FreeArea, pfn: int, order: int, migratetype: int, touched: list[int]
-) -> None:
+def add_to_free_list_tail(area: FreeArea, pfn: int, order: int, migratetype: int, touched: list[int]) -> None:
     """Mirrors add_to_free_list_tail() in mm/page_alloc.c, v5.12: list_add_tail, nr_free++.
 
     Nothing left out.
@@ -320,9 +314,7 @@ def del_page_from_free_list(area: FreeArea, pfn: int, order: int, touched: list[
     touched.append(area._nr_free_line[order])
 
 
-def move_to_free_list(
-    area: FreeArea, pfn: int, order: int, migratetype: int, touched: list[int]
-) -> None:
+def move_to_free_list(area: FreeArea, pfn: int, order: int, migratetype: int, touched: list[int]) -> None:
     """Mirrors move_to_free_list() in mm/page_alloc.c, v5.12: list_move_tail, no nr_free change.
 
     Nothing left out.
@@ -381,9 +373,7 @@ def _materialise_lazy_head(area: FreeArea) -> int:
     return pfn
 
 
-def get_page_from_free_area(
-    area: FreeArea, order: int, migratetype: int, touched: list[int]
-) -> int | None:
+def get_page_from_free_area(area: FreeArea, order: int, migratetype: int, touched: list[int]) -> int | None:
     """Mirrors get_page_from_free_area() in include/linux/mmzone.h, v5.12: the list's head.
 
     Reads the list head. Nothing left out.
@@ -402,9 +392,7 @@ def get_page_from_free_area(
 # Allocation
 
 
-def expand(
-    area: FreeArea, pfn: int, low: int, high: int, migratetype: int, touched: list[int]
-) -> None:
+def expand(area: FreeArea, pfn: int, low: int, high: int, migratetype: int, touched: list[int]) -> None:
     """Mirrors expand() in mm/page_alloc.c, v5.12: upper halves go to the list heads.
 
     Debug guard pages (CONFIG_DEBUG_PAGEALLOC) are left out.
@@ -417,9 +405,7 @@ def expand(
         set_buddy_order(area, pfn + size, high, touched)
 
 
-def __rmqueue_smallest(
-    area: FreeArea, order: int, migratetype: int, touched: list[int]
-) -> int | None:
+def __rmqueue_smallest(area: FreeArea, order: int, migratetype: int, touched: list[int]) -> int | None:
     """Mirrors __rmqueue_smallest() in mm/page_alloc.c, v5.12.
 
     Also subtracts the pages from nr_free_pages (the kernel's callers rmqueue()/
@@ -439,9 +425,7 @@ def __rmqueue_smallest(
     return None
 
 
-def move_freepages(
-    area: FreeArea, start_pfn: int, end_pfn: int, migratetype: int, touched: list[int]
-) -> int:
+def move_freepages(area: FreeArea, start_pfn: int, end_pfn: int, migratetype: int, touched: list[int]) -> int:
     """Mirrors move_freepages() in mm/page_alloc.c, v5.12, over pfns [start_pfn, end_pfn].
 
     Returns pages moved. num_movable is left out (always 0: pagesim has no LRU or
@@ -606,9 +590,7 @@ def __rmqueue(
 # Freeing
 
 
-def buddy_merge_likely(
-    area: FreeArea, pfn: int, buddy_pfn: int, order: int, touched: list[int]
-) -> bool:
+def buddy_merge_likely(area: FreeArea, pfn: int, buddy_pfn: int, order: int, touched: list[int]) -> bool:
     """Mirrors buddy_merge_likely() in mm/page_alloc.c, v5.12: is the next-order buddy free?
 
     Nothing left out (pfn_valid_within() is always true: no holes).

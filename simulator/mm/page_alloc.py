@@ -159,9 +159,7 @@ def get_page_from_freelist(
             if not zone_watermark_fast(zone, order, mark, ac.highest_zoneidx, alloc_flags, gfp):
                 m.stats.watermark_fails += 1
                 continue
-            page = yield from rmqueue(
-                cpu, ac.preferred_zone, zone, order, gfp, alloc_flags, ac.migratetype
-            )
+            page = yield from rmqueue(cpu, ac.preferred_zone, zone, order, gfp, alloc_flags, ac.migratetype)
             if page is not None:
                 prep_new_page(cpu, [page], order, gfp, alloc_flags)
                 if zone.node != cpu.node:
@@ -306,8 +304,7 @@ def rmqueue_bulk(
         i += 1
     cpu.touch(touched)
     cpu.spend(
-        len(touched) * c.list_line
-        + (i * c.list_debug_check if cpu.machine.kconfig.debug_list else 0.0)
+        len(touched) * c.list_line + (i * c.list_debug_check if cpu.machine.kconfig.debug_list else 0.0)
     )
     __mod_zone_page_state(cpu, zone, NR_FREE_PAGES, -i)
     zone.lock.spin_unlock(cpu)
@@ -359,9 +356,7 @@ def __alloc_pages_bulk(
     m.stats.bulk_calls += 1
     if nr_pages - nr_populated == 1:
         return (
-            yield from _bulk_failed(
-                cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated
-            )
+            yield from _bulk_failed(cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated)
         )
     cpu.spend(c.call + c.alloc_pages_nodemask)
     ac = prepare_alloc_pages(m, gfp, preferred_nid, nodemask)
@@ -371,11 +366,7 @@ def __alloc_pages_bulk(
     cpu.spend(c.get_page_from_freelist)
     chosen: Zone | None = None
     for zone in ac.zonelist:
-        if (
-            len(m.nodes) > 1
-            and zone is not ac.preferred_zone
-            and zone.node != ac.preferred_zone.node
-        ):
+        if len(m.nodes) > 1 and zone is not ac.preferred_zone and zone.node != ac.preferred_zone.node:
             m.stats.bulk_fallback_single += 1
             return (
                 yield from _bulk_failed(
@@ -391,9 +382,7 @@ def __alloc_pages_bulk(
     if chosen is None:
         m.stats.bulk_fallback_single += 1
         return (
-            yield from _bulk_failed(
-                cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated
-            )
+            yield from _bulk_failed(cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated)
         )
     zone = chosen
 
@@ -408,9 +397,7 @@ def __alloc_pages_bulk(
     if not pages:
         cpu.local_irq_restore()
         return (
-            yield from _bulk_failed(
-                cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated
-            )
+            yield from _bulk_failed(cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated)
         )
     prep_in_loop = m.kconfig.prep_new_page == "irq_off"
     if prep_in_loop:
@@ -489,9 +476,7 @@ def free_unref_page(cpu: CPU, pfn: int) -> Generator[simpy.Event, None, None]:
     c = cpu.costs
     zone = m.page_zone(pfn)
     m.take_back([pfn])
-    cpu.spend(
-        c.call + c.atomic + c.free_pcp_prepare + c.free_unref_page_prepare + c.free_unref_page
-    )
+    cpu.spend(c.call + c.atomic + c.free_pcp_prepare + c.free_unref_page_prepare + c.free_unref_page)
     touched = [pfn]
     mt = buddy.get_pageblock_migratetype(zone.free_area, pfn, touched)
     cpu.touch(touched)
@@ -515,9 +500,7 @@ def free_unref_page_commit(
     pcp = zone.pcp[cpu.id]
     lst = pcp.lists[migratetype]
     cpu.touch([pcp.line, pfn, lst[0] if lst else pcp.line, cpu.vm_event_line])
-    cpu.spend(
-        c.free_unref_page_commit + (c.list_debug_check if cpu.machine.kconfig.debug_list else 0.0)
-    )
+    cpu.spend(c.free_unref_page_commit + (c.list_debug_check if cpu.machine.kconfig.debug_list else 0.0))
     lst.appendleft(pfn)
     pcp.count += 1
     if pcp.count >= pcp.high:
@@ -579,9 +562,7 @@ def free_pcppages_bulk(
     pcp.drained_pages += len(picked)
 
 
-def free_one_page(
-    cpu: CPU, zone: Zone, pfn: int, migratetype: int
-) -> Generator[simpy.Event, None, None]:
+def free_one_page(cpu: CPU, zone: Zone, pfn: int, migratetype: int) -> Generator[simpy.Event, None, None]:
     """Mirrors free_one_page(): one page straight into the buddy under zone->lock."""
     yield from zone.lock.spin_lock(cpu)
     touched: list[int] = []

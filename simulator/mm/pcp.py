@@ -32,9 +32,7 @@ class PerCpuPages:
         "drained_pages",
     )
 
-    def __init__(
-        self, scope: str, cpu: int, high: int, batch: int, line: int, stats_line: int
-    ) -> None:
+    def __init__(self, scope: str, cpu: int, high: int, batch: int, line: int, stats_line: int) -> None:
         self.scope = scope
         self.cpu = cpu
         self.count = 0

@@ -102,6 +102,9 @@ class Zone:
         self.vm_stat[NR_FREE_PAGES] = managed
         self.vm_stat_diff = [[0] * NR_VM_ZONE_STAT_ITEMS for _ in range(ncpus)]
         self.stat_folds = 0
+        # pages held by a balloon (mm/balloon.py): (pfn, order) blocks out of the buddy
+        self.balloon: list[tuple[int, int]] = []
+        self.balloon_pages = 0
         self.pcp: list[PerCpuPages] = []
         for c in range(ncpus):
             pscope = f"{self.scope}.pcp.cpu{c}"
@@ -159,9 +162,7 @@ def build_zonelists(nodes: list[Node], distances: list[list[int]]) -> None:
     zones highest first. Leaves out the load-balancing tie-breaks of find_next_best_node()."""
     for node in nodes:
         order = sorted(range(len(nodes)), key=lambda j: (distances[node.node_id][j], j))
-        node.zonelist = [
-            z for j in order for z in sorted(nodes[j].zones, key=lambda z: -z.zone_idx)
-        ]
+        node.zonelist = [z for j in order for z in sorted(nodes[j].zones, key=lambda z: -z.zone_idx)]
 
 
 def __zone_watermark_unusable_free(zone: Zone, order: int, alloc_flags: int) -> int:

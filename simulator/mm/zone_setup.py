@@ -302,9 +302,7 @@ def _pages_up(nbytes: int) -> int:
     return -(-nbytes // PAGE_SIZE)
 
 
-def x86_64_zone_layout(
-    node_memory: list[int], below_4g: int, reserved: int
-) -> list[list[ZoneSpan]]:
+def x86_64_zone_layout(node_memory: list[int], below_4g: int, reserved: int) -> list[list[ZoneSpan]]:
     """Mirrors free_area_init() in mm/page_alloc.c, v5.12, fed by x86-64's zone_sizes_init(),
     plus the managed_pages that memblock_free_all() leaves behind.
 
@@ -445,9 +443,7 @@ def boot_numbers(
     Leaves out: memory hotplug and sysctl writes after boot; with thp=True, khugepaged's
     set_recommended_min_free_kbytes() is applied (real distro kernels do this), otherwise not.
     """
-    layout = x86_64_zone_layout(
-        [n.memory for n in hw.topology.nodes], hw.memory.below_4g, hw.memory.reserved
-    )
+    layout = x86_64_zone_layout([n.memory for n in hw.topology.nodes], hw.memory.below_4g, hw.memory.reserved)
     flat = [z for node in layout for z in node]
     online_cpus = hw.ncpus
 
@@ -465,9 +461,7 @@ def boot_numbers(
             max(0, z.managed_pages - high_of[(z.node, z.zone_type)]) for z in lowmem_zones
         )
         nr_lowmem_zones = sum(1 for z in flat if z.zone_type <= ZONE_NORMAL and z.populated)
-        min_free_kbytes = set_recommended_min_free_kbytes(
-            nr_lowmem_zones, free_buffer_pages, min_free_kbytes
-        )
+        min_free_kbytes = set_recommended_min_free_kbytes(nr_lowmem_zones, free_buffer_pages, min_free_kbytes)
         wmarks = setup_per_zone_wmarks(managed, min_free_kbytes, watermark_scale_factor)
 
     reserves = [setup_per_zone_lowmem_reserve([z.managed_pages for z in node]) for node in layout]

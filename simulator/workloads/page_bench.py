@@ -20,6 +20,7 @@ from simulator.machine.cpu import CPU
 from simulator.machine.machine import Machine
 from simulator.mm.gfp import GFP_MASKS
 from simulator.mm.strategies import CallerBuffers, alloc_attempt, free_attempt
+from simulator.workloads import Workload
 
 if TYPE_CHECKING:
     from simulator.run import PointContext
@@ -116,3 +117,11 @@ def run(ctx: PointContext) -> dict[str, float]:
         "pages": pages,
         "iterations": sum(t.iterations for t in tallies),
     }
+
+
+WORKLOAD = Workload(
+    "page_bench",
+    PageBenchParams,
+    run,
+    summary=("cycles_per_page", "ns_per_page"),
+)
