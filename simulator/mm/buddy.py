@@ -153,6 +153,7 @@ class FreeArea:
         "_line_as_next",
         "_line_as_prev",
         "_nr_free_line",
+        "list_ops",
     )
 
     def __init__(self, start_pfn: int, end_pfn: int, lines: FreeAreaLineMap) -> None:
@@ -171,6 +172,9 @@ class FreeArea:
         self.pageblock_mt: dict[int, int] = {}
         self.lazy_lo = 0
         self.lazy_hi = 0
+        # list_add/list_del operations performed (each one is a __list_*_valid check under
+        # CONFIG_DEBUG_LIST, which the caller prices)
+        self.list_ops = 0
         # Line id of a list node when it is the next (resp. prev) neighbour of an entry.
         # Sentinels: their list head; LAZY: the first (resp. last) lazy block's struct page.
         self._line_as_next: dict[int, int] = {}
@@ -266,6 +270,7 @@ def add_to_free_list(area: FreeArea, pfn: int, order: int, migratetype: int, tou
     area.free_list_mt[pfn] = migratetype
     area.nr_free[order] += 1
     area.nr_free_mt[migratetype] += 1 << order
+    area.list_ops += 1
     touched.append(area._line_as_prev[head])
     touched.append(n if n >= 0 else area._line_as_next[n])
     touched.append(pfn)
@@ -288,6 +293,7 @@ def add_to_free_list_tail(area: FreeArea, pfn: int, order: int, migratetype: int
     area.free_list_mt[pfn] = migratetype
     area.nr_free[order] += 1
     area.nr_free_mt[migratetype] += 1 << order
+    area.list_ops += 1
     touched.append(area._line_as_prev[head])
     touched.append(pfn)
     touched.append(p if p >= 0 else area._line_as_prev[p])
@@ -308,6 +314,7 @@ def del_page_from_free_list(area: FreeArea, pfn: int, order: int, touched: list[
     del area.buddy_order[pfn]
     area.nr_free_mt[area.free_list_mt.pop(pfn)] -= 1 << order
     area.nr_free[order] -= 1
+    area.list_ops += 1
     touched.append(pfn)
     touched.append(n if n >= 0 else area._line_as_next[n])
     touched.append(p if p >= 0 else area._line_as_prev[p])
@@ -341,6 +348,7 @@ def move_to_free_list(area: FreeArea, pfn: int, order: int, migratetype: int, to
     mts[area.free_list_mt[pfn]] -= size
     mts[migratetype] += size
     area.free_list_mt[pfn] = migratetype
+    area.list_ops += 2  # list_move_tail: a list_del and a list_add_tail
 
 
 def _materialise_lazy_head(area: FreeArea) -> int:

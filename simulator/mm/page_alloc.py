@@ -85,6 +85,17 @@ class PageList:
 # ---------------------------------------------------------------------------------------------
 
 
+def _list_work(cpu: CPU, touched: list[int], list_ops: int) -> None:
+    """Price list bookkeeping: the lines it touched (dependent loads), the instruction work per
+    line, and one __list_add_valid/__list_del_entry_valid check per list op under
+    CONFIG_DEBUG_LIST."""
+    c = cpu.costs
+    cpu.touch(touched)
+    cpu.spend(len(touched) * c.list_line)
+    if cpu.machine.kconfig.debug_list:
+        cpu.spend(list_ops * c.list_debug_check)
+
+
 def prepare_alloc_pages(
     m: Machine, gfp: Gfp, preferred_nid: int, nodemask: frozenset[int] | None
 ) -> AllocContext | None:
@@ -287,10 +298,10 @@ def rmqueue_bulk(
 
     check_pcp_refill() never fails here (no bad pages are modelled)."""
     lst = pcp.lists[migratetype]
-    c = cpu.costs
     yield from zone.lock.spin_lock(cpu)
     touched: list[int] = []
     area = zone.free_area
+    ops0 = area.list_ops
     i = 0
     while i < count:
         pfn = buddy.__rmqueue(area, order, migratetype, alloc_flags, touched)
@@ -302,10 +313,8 @@ def rmqueue_bulk(
         touched.append(pcp.line)
         lst.append(pfn)
         i += 1
-    cpu.touch(touched)
-    cpu.spend(
-        len(touched) * c.list_line + (i * c.list_debug_check if cpu.machine.kconfig.debug_list else 0.0)
-    )
+    # buddy list ops plus one list_add_tail per page onto the pcp list
+    _list_work(cpu, touched, area.list_ops - ops0 + i)
     __mod_zone_page_state(cpu, zone, NR_FREE_PAGES, -i)
     zone.lock.spin_unlock(cpu)
     pcp.refills += 1
@@ -513,7 +522,6 @@ def free_pcppages_bulk(
     """Mirrors free_pcppages_bulk(): pick `count` pages round-robin over the three lists from
     their tails (a list found empty lets the next list give more), prefetching each page's
     buddy for the first pcp->batch pages; then under one zone->lock, __free_one_page for each."""
-    c = cpu.costs
     count = min(pcp.count, count)
     if count <= 0:
         return
@@ -543,18 +551,18 @@ def free_pcppages_bulk(
             batch_free -= 1
             if not (count and batch_free and lst):
                 break
-    cpu.touch(pick_lines)
-    cpu.spend(len(pick_lines) * c.list_line)
+    # per page: list_del from the pcp list, list_add_tail onto the local list
+    _list_work(cpu, pick_lines, 2 * len(picked))
     prefetch = [pfn ^ 1 for pfn, _ in picked[: pcp.batch]]
     cpu.touch_overlapped(prefetch)
 
     yield from zone.lock.spin_lock(cpu)
     touched: list[int] = []
     area = zone.free_area
+    ops0 = area.list_ops
     for pfn, mt in picked:
         buddy.__free_one_page(area, pfn, 0, mt, FPI_NONE, touched)
-    cpu.touch(touched)
-    cpu.spend(len(touched) * c.list_line)
+    _list_work(cpu, touched, area.list_ops - ops0)
     for _ in picked:
         __mod_zone_page_state(cpu, zone, NR_FREE_PAGES, 1)
     zone.lock.spin_unlock(cpu)
@@ -566,9 +574,9 @@ def free_one_page(cpu: CPU, zone: Zone, pfn: int, migratetype: int) -> Generator
     """Mirrors free_one_page(): one page straight into the buddy under zone->lock."""
     yield from zone.lock.spin_lock(cpu)
     touched: list[int] = []
+    ops0 = zone.free_area.list_ops
     buddy.__free_one_page(zone.free_area, pfn, 0, migratetype, FPI_NONE, touched)
-    cpu.touch(touched)
-    cpu.spend(len(touched) * cpu.costs.list_line)
+    _list_work(cpu, touched, zone.free_area.list_ops - ops0)
     __mod_zone_page_state(cpu, zone, NR_FREE_PAGES, 1)
     zone.lock.spin_unlock(cpu)
 
