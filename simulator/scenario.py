@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simulator.calibration import derive
 from simulator.errors import ConfigError, Problem
 from simulator.hardware import Hardware, load_hardware
 from simulator.machine.machine import KernelConfig
 from simulator.mm.strategies import STRATEGIES
-from simulator.units import parse_ns
+from simulator.mm.zone_setup import check_node_memory
+from simulator.units import Duration
 from simulator.workloads import WORKLOADS
 from simulator.yamlio import problems_from_validation, read_yaml_mapping, validate
 
-Ns = Annotated[float, BeforeValidator(parse_ns)]
 MAX_BATCH = 4096
 
 
@@ -59,8 +60,8 @@ class ScenarioModel(_Strict):
     strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES), min_length=1)
     batches: list[int] = Field(default_factory=lambda: [64], min_length=1)
     cpus: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    duration: Ns = Field(description="simulated time measured per point")
-    warmup: Ns = 0.0
+    duration: Duration = Field(description="simulated time measured per point")
+    warmup: Duration = 0.0
     kernel: KernelOptions = Field(default_factory=KernelOptions)
     # one section per workload; only the scenario's own may appear
     page_bench: dict[str, Any] | None = None
@@ -129,8 +130,9 @@ class Scenario:
         for w in WORKLOADS:
             d.pop(w, None)
         d[self.model.workload] = self.params.model_dump(mode="json")
-        d["hardware"] = str(Path(self.hardware.path))
-        d["hardware_config"] = self.hardware.model_dump(mode="json")
+        # an absolute path, so the written config.yaml runs again from anywhere on this machine
+        # (results also keep a verbatim copy of the hardware file, hardware.yaml)
+        d["hardware"] = str(Path(self.hardware.path).resolve())
         return d
 
 
@@ -208,4 +210,10 @@ def load_scenario(path: str | Path, overrides: Overrides | None = None) -> Scena
             cpu_where[0], cpu_where[1], f"more CPUs than {hw.name} has ({hw.ncpus})", too_many[0]
         )
     workload.check(model, params, hw, str(p))
+    # failures a point would otherwise only meet inside a run: the calibration derivation and
+    # nodes too small for their own watermarks (which depend on the kernel's THP setting)
+    derive(hw)
+    small = check_node_memory(hw, thp=model.kernel.thp)
+    if small:
+        raise ConfigError([Problem(hw.path, "topology.nodes", msg) for msg in small])
     return Scenario(model=model, params=params, hardware=hw, path=str(p))

@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
 
 _NUM = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
 _QUANTITY = re.compile(rf"^\s*{_NUM}\s*([A-Za-z/]*)\s*$")
@@ -132,3 +135,15 @@ def parse_cpulist(text: object) -> list[int]:
     if len(set(cpus)) != len(cpus):
         raise UnitError(f"cpulist {text!r} names a CPU twice")
     return cpus
+
+
+def format_ns(value: float) -> str:
+    """1200.0 -> '1200 ns' (exact: repr of the float), the inverse of parse_ns."""
+    return f"{value!r} ns" if value != int(value) else f"{int(value)} ns"
+
+
+# A duration field of a YAML schema: parsed from "100 us", kept in ns, written back with its unit
+# (so a resolved configuration written beside results loads again).
+Duration = Annotated[
+    float, BeforeValidator(parse_ns), PlainSerializer(format_ns, return_type=str, when_used="json")
+]

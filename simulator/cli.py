@@ -1,0 +1,637 @@
+"""The pagesim command line: run, zoneinfo, calibrate, check, validate-model.
+
+This is the only module that prints. Results go to stdout (a table, or JSON with --json); progress,
+notices and errors go to stderr. Exit status: 0 success, 2 bad input (one line per problem, naming
+the file or flag and the field), 3 a model invariant broke (a bug), 130 interrupted. A run writes
+its files only once every point has finished, so an error or interruption leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn
+
+import simulator
+from simulator import run as run_module
+from simulator.calibration import derive, format_derivation, load_calibration
+from simulator.errors import ConfigError, InvariantError, Problem
+from simulator.hardware import Hardware, load_hardware
+from simulator.mm.zone_setup import BootNumbers, boot_numbers, check_node_memory
+from simulator.run import Point, expand
+from simulator.scenario import Overrides, Scenario, load_scenario
+from simulator.workloads import WORKLOADS
+from simulator.yamlio import read_yaml_mapping
+
+PROG = "pagesim"
+EXIT_OK, EXIT_CONFIG, EXIT_INVARIANT, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by SIGPIPE
+STAT_COLUMNS = (
+    "zone_lock_contended",
+    "pcp_refills",
+    "pcp_drains",
+    "irq_off_max_ns",
+    "irq_off_p99_ns",
+    "cache_misses_per_page",
+)
+
+SHORT_HEADERS = {  # two-line headers keep the terminal table narrow
+    "replication": "rep",
+    "cycles_per_page": "cycles\n/page",
+    "ns_per_page": "ns\n/page",
+    "zone_lock_contended": "lock\ncontended",
+    "pcp_refills": "pcp\nrefills",
+    "pcp_drains": "pcp\ndrains",
+    "irq_off_max_ns": "irq-off\nmax ns",
+    "irq_off_p99_ns": "irq-off\np99 ns",
+    "cache_misses_per_page": "misses\n/page",
+    "wall_s": "wall\ns",
+}
+
+OnDone = Callable[[int, Point, dict[str, Any]], None]
+
+
+class RunInterruptedError(Exception):
+    """Ctrl-C or SIGTERM during a command; `done` of `total` points had finished."""
+
+    def __init__(self, done: int = 0, total: int = 0, written: Path | None = None) -> None:
+        super().__init__(done, total, written)
+        self.done, self.total, self.written = done, total, written
+
+
+# Output helpers -------------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    """A notice or progress line on stderr (never stdout: that holds results)."""
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _json_safe(v: Any) -> Any:
+    """Numbers stay numbers; NaN/inf (not JSON) become null; numpy scalars become Python ones."""
+    if hasattr(v, "item") and not isinstance(v, (list, tuple, dict, str)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def to_json(data: Any) -> str:
+    """Strict JSON (no NaN) of rows or nested dicts/lists of plain values."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return _json_safe(x)
+
+    return json.dumps(clean(data), indent=2, allow_nan=False)
+
+
+def fmt_value(v: Any) -> str:
+    """A table cell: integers as is, floats to a readable precision."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        if v == 0:
+            return "0"
+        a = abs(v)
+        if a >= 100:
+            return f"{v:.1f}"
+        if a >= 1:
+            return f"{v:.2f}"
+        return f"{v:.3g}"
+    return str(v)
+
+
+def print_table(headers: Sequence[str], cells: Sequence[Sequence[str]], title: str = "") -> None:
+    """A table on stdout: rich on a terminal wide enough for it, aligned plain text otherwise."""
+    if sys.stdout.isatty() and _print_rich_table(headers, cells, title):
+        return
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    if title:
+        print(title)
+    for line in [headers, *cells]:  # the first column (strategy) reads better left-aligned
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
+
+
+def _print_rich_table(headers: Sequence[str], cells: Sequence[Sequence[str]], title: str) -> bool:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title or None, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for i, h in enumerate(headers):
+        table.add_column(SHORT_HEADERS.get(h, h), justify="left" if i == 0 else "right", no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
+    console = Console(file=sys.stdout)
+    # a squeezed rich table truncates numbers; plain text at least wraps them whole
+    if console.measure(table, options=console.options.update_width(10_000)).maximum > console.width:
+        return False
+    console.print(table)
+    return True
+
+
+# Argument parsing -----------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its errors become ConfigErrors in the standard one-line format."""
+
+    def error(self, message: str) -> NoReturn:
+        m = re.match(r"argument ([^:]+): (.*)", message, re.S)
+        field, msg = (m.group(1), m.group(2)) if m else ("", message)
+        hint = "" if "(got " in msg else f" (see '{self.prog} --help')"
+        raise ConfigError([Problem("command line", field, msg + hint)])
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number (got {text!r})") from None
+
+
+def _jobs(text: str) -> int:
+    n = _whole(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 worker process (got {n})")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = _Parser(prog=PROG, description="Discrete-event simulator of the Linux 5.12 page allocator.")
+    p.add_argument("--version", action="version", version=f"{PROG} {simulator.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    r = sub.add_parser("run", help="run every point of a scenario and write its results")
+    r.add_argument("scenario", metavar="SCENARIO.yaml")
+    r.add_argument("--hardware", metavar="FILE", help="hardware file instead of the scenario's")
+    r.add_argument("--strategy", action="append", metavar="S", help="strategy (repeatable)")
+    r.add_argument("--batch", action="append", type=_whole, metavar="N", help="batch size (repeatable)")
+    r.add_argument("--cpus", action="append", type=_whole, metavar="N", help="CPU count (repeatable)")
+    r.add_argument("--seed", type=_whole, metavar="N", help="root seed")
+    r.add_argument("--duration", metavar="D", help="simulated time per point, e.g. '100 us'")
+    r.add_argument("--replications", type=_whole, metavar="N")
+    r.add_argument("--out", type=Path, metavar="DIR", help="results directory (default results/<name>/)")
+    r.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
+    r.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="worker processes (default 1)")
+
+    z = sub.add_parser("zoneinfo", help="/proc/zoneinfo of a machine right after boot")
+    z.add_argument("hardware", metavar="HARDWARE.yaml")
+    z.add_argument("--json", action="store_true")
+    z.add_argument("--no-thp", action="store_true", help="without khugepaged's min_free_kbytes")
+
+    c = sub.add_parser("calibrate", help="show how the instruction costs derive from the profile")
+    c.add_argument("hardware", metavar="HARDWARE.yaml")
+    c.add_argument("--json", action="store_true")
+
+    k = sub.add_parser("check", help="validate scenario and hardware files without running them")
+    k.add_argument("files", nargs="+", metavar="FILE")
+
+    sub.add_parser("validate-model", help="compare the model with published measurements", add_help=False)
+    return p
+
+
+# run ------------------------------------------------------------------------------------------
+
+
+def _overrides(args: argparse.Namespace) -> Overrides:
+    return Overrides(
+        hardware=args.hardware,
+        strategies=args.strategy,
+        batches=args.batch,
+        cpus=args.cpus,
+        seed=args.seed,
+        duration=args.duration,
+        replications=args.replications,
+    )
+
+
+def preflight(sc: Scenario) -> None:
+    """Checks a point would otherwise only fail on, done before anything runs."""
+    derive(sc.hardware)
+    _node_memory_problems(sc.hardware, sc.model.kernel.thp)
+
+
+def _node_memory_problems(hw: Hardware, thp: bool) -> None:
+    msgs = check_node_memory(hw, thp=thp)
+    if msgs:
+        raise ConfigError([Problem(hw.path, "topology.nodes", m) for m in msgs])
+
+
+def check_out_dir(out: Path) -> None:
+    """Fail now, not after the run, if results cannot be written under `out`."""
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError.one("command line", "--out", "exists and is not a directory", str(out))
+    p = out.absolute()
+    while not p.exists():
+        p = p.parent
+    if not p.is_dir():
+        raise ConfigError.one("command line", "--out", f"{p} is not a directory", str(out))
+    try:  # permissions alone do not tell (root, read-only mounts, /proc): try it
+        Path(tempfile.mkdtemp(prefix=".pagesim-probe.", dir=p)).rmdir()
+    except OSError as exc:
+        msg = f"cannot write into {p}: {exc.strerror}"
+        raise ConfigError.one("command line", "--out", msg, str(out)) from None
+
+
+_WORKER_SCENARIO: Scenario | None = None
+
+
+def _worker_init(sc: Scenario) -> None:
+    # The parent handles Ctrl-C and SIGTERM and ends the workers itself: they must stay quiet
+    # (no KeyboardInterrupt tracebacks) and die at once when terminated.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    global _WORKER_SCENARIO
+    _WORKER_SCENARIO = sc
+
+
+def _worker_run(point: Point) -> dict[str, Any]:
+    assert _WORKER_SCENARIO is not None, "the pool initializer sets it"
+    return run_module.run_point(_WORKER_SCENARIO, point)
+
+
+def run_points(
+    sc: Scenario, points: Sequence[Point], jobs: int = 1, on_done: OnDone | None = None
+) -> list[dict[str, Any]]:
+    """Rows of `points` in grid order, in this process (jobs=1) or a pool of `jobs` processes.
+
+    run_point is a pure function of (scenario, point), so the rows do not depend on `jobs`."""
+    notify = on_done or (lambda i, p, row: None)
+    if jobs <= 1 or len(points) <= 1:
+        rows = []
+        for i, p in enumerate(points):
+            rows.append(run_module.run_point(sc, p))  # looked up per call: tests stand in for it
+            notify(i, p, rows[-1])
+        return rows
+    return _run_pool(sc, points, jobs, notify)
+
+
+def _run_pool(sc: Scenario, points: Sequence[Point], jobs: int, notify: OnDone) -> list[dict[str, Any]]:
+    # forkserver: workers start from a clean process, not a fork of one that may run threads
+    # (the progress bar's); spawn where it is missing.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(points)), mp_context=ctx, initializer=_worker_init, initargs=(sc,)
+    )
+    rows: list[dict[str, Any]] = [{} for _ in points]
+    try:
+        futures: dict[Future, int] = {pool.submit(_worker_run, p): i for i, p in enumerate(points)}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            rows[i] = fut.result()
+            notify(i, points[i], rows[i])
+    except BaseException:
+        _abort_pool(pool)
+        raise
+    pool.shutdown()
+    return rows
+
+
+def _abort_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued points and end the running ones now (they hold nothing worth keeping)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+
+
+def _point_label(p: Point) -> str:
+    return f"strategy={p.strategy} batch={p.batch} cpus={p.cpus} replication={p.replication}"
+
+
+@contextmanager
+def progress(total: int) -> Iterator[OnDone]:
+    """A per-point callback showing progress on stderr: a rich bar on a terminal, else lines."""
+    count = 0
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(file=sys.stderr),
+        )
+        task = bar.add_task("points", total=total)
+
+        def tick(i: int, p: Point, row: dict[str, Any]) -> None:
+            bar.update(task, advance=1, description=_point_label(p))
+
+        with bar:
+            yield tick
+        return
+
+    def line(i: int, p: Point, row: dict[str, Any]) -> None:
+        nonlocal count
+        count += 1
+        say(f"[{count}/{total}] {_point_label(p)}: {row.get('wall_s', 0.0):.2f} s")
+
+    yield line
+
+
+def summary_columns(sc: Scenario, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The table's columns: point identity, the workload's summary figures, key allocator stats."""
+    ident = ["strategy", "batch", "cpus"]
+    if sc.model.replications > 1:
+        ident.append("replication")
+    figures = list(WORKLOADS[sc.model.workload].summary)
+    present = set(rows[0]) if rows else set()
+    return [c for c in [*ident, *figures, *STAT_COLUMNS, "wall_s"] if c in present]
+
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """`pagesim run`: every point of the scenario, then the files, then the table or JSON."""
+    from simulator import results  # pandas: only this command needs it
+
+    sc = load_scenario(args.scenario, _overrides(args))
+    preflight(sc)
+    out = args.out if args.out is not None else Path("results") / sc.name
+    check_out_dir(out)
+    points = expand(sc)
+    jobs = min(args.jobs, len(points))
+    say(f"{sc.name}: {len(points)} points on {sc.hardware.name}, {jobs} process(es)")
+    done = 0
+    written: Path | None = None
+    try:
+        started = results.utc_now()
+        with progress(len(points)) as tick:
+
+            def on_done(i: int, p: Point, row: dict[str, Any]) -> None:
+                nonlocal done
+                done += 1
+                tick(i, p, row)
+
+            rows = run_points(sc, points, jobs, on_done)
+        meta = results.run_metadata(
+            sc, argv=[PROG, *argv], points=len(points), started=started, finished=results.utc_now()
+        )
+        written = _write(out, rows, sc, meta)
+        say(f"wrote {len(rows)} rows to {out}/ ({', '.join(results.FILES)})")
+        _show_rows(sc, rows, args.json)
+    except KeyboardInterrupt:
+        raise RunInterruptedError(done, len(points), written) from None
+    return EXIT_OK
+
+
+def _write(out: Path, rows: list[dict[str, Any]], sc: Scenario, meta: dict[str, Any]) -> Path:
+    from simulator import results
+
+    try:
+        return results.write_results(out, rows, sc, meta)
+    except OSError as exc:  # disk full, directory removed meanwhile...: nothing was left behind
+        raise ConfigError.one("command line", "--out", f"cannot write results: {exc}", str(out)) from None
+
+
+def _show_rows(sc: Scenario, rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(to_json(rows), flush=True)
+        return
+    cols = summary_columns(sc, rows)
+    cells = [[fmt_value(r.get(c)) for c in cols] for r in rows]
+    print_table(cols, cells, title=f"{sc.name} on {sc.hardware.name}")
+
+
+# zoneinfo -------------------------------------------------------------------------------------
+
+
+def zoneinfo_text(hw: Hardware, nums: BootNumbers, thp: bool) -> str:
+    """/proc/zoneinfo of a freshly booted 5.12 kernel (mm/vmstat.c zoneinfo_show_print()), for
+    the populated zones; every managed page is free right after boot."""
+    lines = [
+        f"# {hw.name}: /proc/zoneinfo after boot (Linux 5.12, {nums.online_cpus} online CPUs)",
+        f"# vm.min_free_kbytes = {nums.min_free_kbytes}"
+        f" ({'with' if thp else 'without'} khugepaged's recommended minimum)",
+    ]
+    for z in nums.zones:
+        lines += [
+            f"Node {z.node}, zone {z.name:>8}",
+            f"  pages free     {z.managed_pages}",
+            f"        min      {z.wmark_min}",
+            f"        low      {z.wmark_low}",
+            f"        high     {z.wmark_high}",
+            f"        spanned  {z.spanned_pages}",
+            f"        present  {z.present_pages}",
+            f"        managed  {z.managed_pages}",
+            "        cma      0",
+            f"        protection: ({', '.join(str(r) for r in z.lowmem_reserve)})",
+            "  pagesets",
+        ]
+        for cpu in range(nums.online_cpus):
+            lines += [
+                f"    cpu: {cpu}",
+                "              count: 0",
+                f"              high:  {z.pcp_high}",
+                f"              batch: {z.pcp_batch}",
+                f"  vm stats threshold: {z.stat_threshold}",
+            ]
+        lines += ["  node_unreclaimable:  0", f"  start_pfn:           {z.start_pfn}"]
+    return "\n".join(lines)
+
+
+def cmd_zoneinfo(args: argparse.Namespace) -> int:
+    """`pagesim zoneinfo`: the boot-time zone numbers, as text or JSON."""
+    hw = load_hardware(args.hardware)
+    thp = not args.no_thp
+    nums = boot_numbers(hw, thp=thp)
+    if args.json:
+        doc = {
+            "hardware": hw.name,
+            "file": hw.path,
+            "thp": thp,
+            "min_free_kbytes": nums.min_free_kbytes,
+            "lowmem_kbytes": nums.lowmem_kbytes,
+            "online_cpus": nums.online_cpus,
+            "zones": [asdict(z) for z in nums.zones],
+        }
+        print(to_json(doc))
+    else:
+        print(zoneinfo_text(hw, nums, thp))
+    return EXIT_OK
+
+
+# calibrate ------------------------------------------------------------------------------------
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """`pagesim calibrate`: the derivation table, or JSON of its steps and the costs."""
+    hw = load_hardware(args.hardware)
+    costs, steps = derive(hw)
+    if args.json:
+        doc = {
+            "hardware": hw.name,
+            "calibration": str(hw.calibration_path()),
+            "steps": [asdict(s) for s in steps],
+            "costs_ns": costs.as_dict(),
+        }
+        print(to_json(doc))
+    else:
+        print(format_derivation(hw, steps))
+    return EXIT_OK
+
+
+# check ----------------------------------------------------------------------------------------
+
+
+def check_file(path: str) -> str:
+    """Validate one file without running it; returns its kind or raises ConfigError.
+
+    A mapping with `workload` is a scenario; with `reference` and `self_percent`, the allocator
+    calibration; with `inputs`, the XDP network-cost file (when simulator.net exists); anything
+    else is read as a hardware file."""
+    p = Path(path)
+    doc = read_yaml_mapping(p)
+    if "workload" in doc:
+        preflight(load_scenario(p))
+        return "scenario"
+    if "self_percent" in doc and "reference" in doc:
+        load_calibration(p)
+        return "calibration"
+    if "inputs" in doc and _check_net_costs_file(p):
+        return "network-cost calibration"
+    hw = load_hardware(p)
+    derive(hw)
+    _node_memory_problems(hw, thp=True)
+    return "hardware"
+
+
+def _check_net_costs_file(path: Path) -> bool:
+    name = "simulator.net.costs"
+    try:
+        costs = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (name, "simulator.net"):
+            raise
+        return False
+    costs.load_outside_file(path)
+    return True
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """`pagesim check`: validate every file, report each; exit 2 if any failed."""
+    failed = False
+    for path in args.files:
+        try:
+            kind = check_file(path)
+        except ConfigError as exc:
+            _print_config_error(exc)
+            failed = True
+            continue
+        print(f"OK  {path} ({kind})", flush=True)
+    return EXIT_CONFIG if failed else EXIT_OK
+
+
+# validate-model -------------------------------------------------------------------------------
+
+
+def cmd_validate_model(argv: list[str]) -> int:
+    """`pagesim validate-model`: delegate to simulator.validation.main when it exists."""
+    name = "simulator.validation"
+    try:
+        mod = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise ConfigError.one(
+            "command line", "validate-model", "not available: this pagesim has no simulator/validation.py"
+        ) from None
+    return int(mod.main(argv))
+
+
+# main -----------------------------------------------------------------------------------------
+
+
+def _print_config_error(exc: ConfigError) -> None:
+    for p in exc.problems or [Problem("", "", "invalid input")]:
+        print(f"{PROG}: error: {p}", file=sys.stderr, flush=True)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C (KeyboardInterrupt) while a command runs."""
+    try:
+        old = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv[:1] == ["validate-model"]:
+        return cmd_validate_model(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args, argv)
+    if args.command == "zoneinfo":
+        return cmd_zoneinfo(args)
+    if args.command == "calibrate":
+        return cmd_calibrate(args)
+    return cmd_check(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pagesim` command; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        with _sigterm_interrupts():
+            return _dispatch(args)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        return EXIT_CONFIG
+    except InvariantError as exc:
+        print(f"{PROG}: model invariant broken: {exc}", file=sys.stderr, flush=True)
+        return EXIT_INVARIANT
+    except RunInterruptedError as exc:
+        if exc.written is not None:
+            say(f"interrupted; results were already written to {exc.written}/")
+        else:
+            say(f"interrupted after {exc.done} of {exc.total} points; nothing written")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        say("interrupted; nothing written")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout went away (`pagesim ... | head`): stop quietly, like other Unix tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Result files of a run, written atomically, and read back for plots and comparisons.
+
+A run's rows become one pandas DataFrame at the end (not row by row), and the directory gets:
+
+    rows.csv        one row per point; no wall-clock columns, so byte-identical for the same inputs
+    rows.parquet    the same table with its dtypes (pyarrow)
+    config.yaml     the complete resolved configuration (Scenario.resolved()); runs again
+    hardware.yaml   the hardware file, verbatim (sources in its comments)
+    metadata.json   versions, git revision, input files and their sha256, seed, command line, times
+    timings.csv     point identity + wall_s (the only non-deterministic numbers)
+
+Every file is first written into a hidden temporary directory beside the target (same filesystem)
+and only then moved into place with os.replace, so an error or a signal leaves either the previous
+results or the new ones, never a mixture and never a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import yaml
+
+import simulator
+
+if TYPE_CHECKING:
+    from simulator.scenario import Scenario
+
+ROWS_CSV = "rows.csv"
+ROWS_PARQUET = "rows.parquet"
+CONFIG = "config.yaml"
+HARDWARE_COPY = "hardware.yaml"
+METADATA = "metadata.json"
+TIMINGS = "timings.csv"
+# metadata.json goes last: when it is present the directory holds a complete run.
+FILES = (ROWS_CSV, ROWS_PARQUET, CONFIG, HARDWARE_COPY, TIMINGS, METADATA)
+
+IDENTITY = ("scenario", "workload", "hardware", "strategy", "batch", "cpus", "replication", "seed")
+WALL_CLOCK = ("wall_s",)
+
+
+# Tables ---------------------------------------------------------------------------------------
+
+
+def columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every column of `rows` in a fixed order: identity first, then first-seen order."""
+    seen: dict[str, None] = {c: None for c in IDENTITY if any(c in r for r in rows)}
+    for r in rows:
+        for c in r:
+            seen.setdefault(c, None)
+    return list(seen)
+
+
+def rows_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The deterministic result table: every column except the wall-clock ones."""
+    cols = [c for c in columns(rows) if c not in WALL_CLOCK]
+    return pd.DataFrame.from_records(list(rows), columns=cols)
+
+
+def timings_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Point identity and wall-clock seconds per point."""
+    cols = [c for c in columns(rows) if c in IDENTITY or c in WALL_CLOCK]
+    return pd.DataFrame.from_records(list(rows), columns=cols)
+
+
+# Metadata -------------------------------------------------------------------------------------
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 with a Z suffix."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def git_revision(repo: Path | None = None) -> tuple[str, bool | None]:
+    """(HEAD commit, working tree has changes) of pagesim's own repository; ("unknown", None)
+    when it is not a git checkout or git is missing."""
+    repo = (repo or Path(simulator.__file__).resolve().parent.parent).resolve()
+    top = _git(repo, "rev-parse", "--show-toplevel")
+    # an installed pagesim inside some other checkout (a venv in a project) is not that project
+    if not top or Path(top).resolve() != repo:
+        return "unknown", None
+    rev = _git(repo, "rev-parse", "HEAD")
+    if not rev:
+        return "unknown", None
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no")
+    return rev, (bool(status) if status is not None else None)
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib_metadata.version(dist)
+    except importlib_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _file_entry(path: str | Path) -> dict[str, str]:
+    p = Path(path).resolve()
+    return {"path": str(p), "sha256": sha256(p)}
+
+
+def run_metadata(
+    sc: Scenario, *, argv: Sequence[str], points: int, started: str, finished: str
+) -> dict[str, Any]:
+    """metadata.json's content for a run of `sc` (`argv` is the full command line)."""
+    rev, dirty = git_revision()
+    hw = sc.hardware
+    return {
+        "pagesim_version": simulator.__version__,
+        "git_revision": rev,
+        "git_dirty": dirty,
+        "versions": {
+            "python": platform.python_version(),
+            **{d: _version(d) for d in ("numpy", "simpy", "pandas", "pyarrow", "pydantic")},
+        },
+        "scenario": sc.name,
+        "files": {
+            "scenario": _file_entry(sc.path),
+            "hardware": _file_entry(hw.path),
+            "calibration": _file_entry(hw.calibration_path()),
+        },
+        "seed": sc.model.seed,
+        "replications": sc.model.replications,
+        "points": points,
+        "command_line": shlex.join(argv),
+        "argv": list(argv),
+        "cwd": os.getcwd(),
+        "started_utc": started,
+        "finished_utc": finished,
+    }
+
+
+# Atomic writing -------------------------------------------------------------------------------
+
+
+def _make_parents(d: Path) -> list[Path]:
+    """mkdir -p `d`; returns the directories it created, innermost first."""
+    created: list[Path] = []
+    p = d.absolute()
+    while not p.exists():
+        created.append(p)
+        p = p.parent
+    d.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _remove_if_empty(dirs: list[Path]) -> None:
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Defer SIGINT/SIGTERM for the few renames that publish a run, so they cannot be split."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (AttributeError, ValueError, OSError):  # no pthread_sigmask on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _write_files(tmp: Path, rows: Sequence[dict[str, Any]], sc: Scenario, meta: dict[str, Any]) -> None:
+    df = rows_frame(rows)
+    # pandas writes floats as their shortest round-trip repr, so the CSV reads back exactly.
+    df.to_csv(tmp / ROWS_CSV, index=False, lineterminator="\n")
+    df.to_parquet(tmp / ROWS_PARQUET, engine="pyarrow", index=False)
+    timings_frame(rows).to_csv(tmp / TIMINGS, index=False, lineterminator="\n")
+    with open(tmp / CONFIG, "w", encoding="utf-8") as f:
+        yaml.safe_dump(sc.resolved(), f, sort_keys=False, allow_unicode=True)
+    # the hardware file as it was, comments (sources) included
+    shutil.copyfile(sc.hardware.path, tmp / HARDWARE_COPY)
+    with open(tmp / METADATA, "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    with _signals_held():
+        if not target.exists():
+            os.replace(tmp, target)  # one rename: all files appear at once
+            return
+        for name in FILES:
+            os.replace(tmp / name, target / name)
+        tmp.rmdir()
+
+
+def write_results(
+    out: str | Path, rows: Sequence[dict[str, Any]], sc: Scenario, meta: dict[str, Any]
+) -> Path:
+    """Write a run's files into directory `out` atomically; returns `out`.
+
+    On any exception (or KeyboardInterrupt) nothing of this run remains: the temporary directory
+    and any parent directories created for it are removed, and earlier results in `out` stay.
+    """
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a directory")
+    created = _make_parents(target.parent)
+    tmp: Path | None = None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; results are ordinary files
+        _write_files(tmp, rows, sc, meta)
+        _publish(tmp, target)
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _remove_if_empty(created)
+        raise
+    return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Reading back ---------------------------------------------------------------------------------
+
+
+def load_results(directory: str | Path, *, timings: bool = False) -> pd.DataFrame:
+    """The rows of a results directory (rows.parquet, else rows.csv); with timings=True, wall_s
+    from timings.csv is joined on the point identity."""
+    d = Path(directory)
+    parquet, csv = d / ROWS_PARQUET, d / ROWS_CSV
+    if parquet.is_file():
+        df = pd.read_parquet(parquet, engine="pyarrow")
+    elif csv.is_file():
+        df = pd.read_csv(csv)
+    else:
+        raise FileNotFoundError(f"{d} holds no {ROWS_PARQUET} or {ROWS_CSV}")
+    if timings:
+        t = pd.read_csv(d / TIMINGS)
+        keys = [c for c in IDENTITY if c in df.columns and c in t.columns]
+        df = df.merge(t, on=keys, how="left", validate="one_to_one")
+    return df
+
+
+def load_metadata(directory: str | Path) -> dict[str, Any]:
+    """metadata.json of a results directory."""
+    with open(Path(directory) / METADATA, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_config(directory: str | Path) -> dict[str, Any]:
+    """config.yaml (the resolved configuration) of a results directory."""
+    with open(Path(directory) / CONFIG, encoding="utf-8") as f:
+        return yaml.safe_load(f)
