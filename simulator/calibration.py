@@ -116,7 +116,16 @@ def load_calibration(path: Path) -> CalibrationInput:
 
 def reference_hardware(cal_path: Path, cal: CalibrationInput) -> Hardware:
     """The hardware file of the host the profile was taken on (hardware/<host>.yaml)."""
-    return load_hardware(cal_path.parent.parent / f"{cal.reference.host}.yaml")
+    host = cal.reference.host
+    path = cal_path.parent.parent / f"{host}.yaml"
+    if not host or "/" in host or "\0" in host or not path.is_file():
+        raise ConfigError.one(
+            str(cal_path),
+            "reference.host",
+            f"expected the name of a hardware file beside {cal_path.parent.name}/ ({path})",
+            host,
+        )
+    return load_hardware(path)
 
 
 def derive(hw: Hardware) -> tuple[Costs, list[Step]]:

@@ -7,6 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MAX_VALUE_CHARS = 200  # a bad value longer than this is shown cut short, with its length
+
+
+def short_repr(value: object) -> str:
+    """repr(value), cut to MAX_VALUE_CHARS: an error line names the value, it need not hold all
+    of a 10,000-entry list."""
+    text = repr(value)
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    return f"{text[: MAX_VALUE_CHARS - 40]}... ({len(text):,} characters)"
+
 
 @dataclass
 class Problem:
@@ -20,7 +31,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.field}" if self.field else self.file
-        got = f" (got {self.value!r})" if self.has_value else ""
+        got = f" (got {short_repr(self.value)})" if self.has_value else ""
         return f"{where}: {self.message}{got}"
 
 

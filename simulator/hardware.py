@@ -13,10 +13,11 @@ Conventions (also in docs/configuration.md):
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from simulator.errors import ConfigError
 from simulator.units import (
@@ -37,6 +38,7 @@ CpuList = Annotated[list[int], BeforeValidator(parse_cpulist)]
 
 LOCAL_DISTANCE = 10  # include/linux/topology.h: the SLIT distance of a node to itself
 MAX_SIM_CPUS = 256
+MAX_NODE_MEMORY = 1 << 52  # x86-64 MAX_PHYSMEM_BITS with 5-level paging: 4 PiB
 
 
 class _Strict(BaseModel):
@@ -74,7 +76,7 @@ class NodeSpec(_Strict):
     id: int = Field(ge=0)
     socket: int = Field(ge=0)
     cpus: CpuList
-    memory: Bytes = Field(gt=0)
+    memory: Bytes = Field(gt=0, le=MAX_NODE_MEMORY, description="at most 4 PiB (52-bit physical)")
 
 
 class Topology(_Strict):
@@ -95,7 +97,7 @@ class Topology(_Strict):
                 raise FieldError(f"nodes[{i}].socket", f"there are only {self.sockets} sockets", node.socket)
         cpus = [c for node in self.nodes for c in node.cpus]
         if len(set(cpus)) != len(cpus):
-            dup = sorted({c for c in cpus if cpus.count(c) > 1})
+            dup = sorted(c for c, k in Counter(cpus).items() if k > 1)
             raise FieldError("nodes", f"CPU(s) {dup[:8]} listed in more than one node")
         if sorted(cpus) != list(range(len(cpus))):
             missing = sorted(set(range(len(cpus))) - set(cpus))
@@ -176,6 +178,11 @@ class Hardware(_Strict):
     # Filled in by load_hardware, not read from YAML.
     path: str = Field(default="", exclude=True)
 
+    @field_validator("calibration")
+    @classmethod
+    def _a_path(cls, v: str) -> str:
+        return check_relative_path(v)
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Hardware:
         used = {d for row in self.topology.distances for d in row}
@@ -228,7 +235,26 @@ class Hardware(_Strict):
         return cost.ns(self.cpu.tsc if tsc else self.cpu.clock)
 
     def calibration_path(self) -> Path:
-        return (Path(self.path).parent / self.calibration).resolve()
+        return resolve_beside(Path(self.path), self.calibration)
+
+
+def check_relative_path(v: str) -> str:
+    """A file name field (`calibration`, a scenario's `hardware`): non-empty, no NUL character."""
+    if not v.strip():
+        raise ValueError("expected a file name, got an empty string")
+    if "\0" in v:
+        raise ValueError("a file name cannot contain a NUL character")
+    return v
+
+
+def resolve_beside(path: Path, name: str) -> Path:
+    """`name` relative to the directory of `path`, made absolute (symlinks resolved where they
+    can be: a loop or an unreadable directory leaves the path as written)."""
+    joined = path.parent / name
+    try:
+        return joined.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return joined.absolute()
 
 
 def load_hardware(path: str | Path) -> Hardware:

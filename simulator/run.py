@@ -1,9 +1,10 @@
 """One point of a scenario -> one result row.
 
-A point is (strategy, batch, cpus, replication). run_point() boots a fresh machine, lets the
-workload build and run its processes, checks the simulation's invariants, and returns a flat
-record: the point's identity, the workload's figures and the allocator statistics. It is a pure
-function of (scenario, point): the same inputs give the same row, in any process.
+A point is (strategy, batch, cpus, replication), plus the values of the scenario's `grid:` axes
+(dotted parameter paths such as `kernel.prep_new_page`) if it has any. run_point() boots a fresh
+machine, lets the workload build and run its processes, checks the simulation's invariants, and
+returns a flat record: the point's identity, the workload's figures and the allocator statistics.
+It is a pure function of (scenario, point): the same inputs give the same row, in any process.
 """
 
 from __future__ import annotations
@@ -32,13 +33,23 @@ class Point:
     batch: int
     cpus: int
     replication: int = 0
+    # the scenario's grid axes at this point: (dotted parameter path, value), in the grid's order
+    grid: tuple[tuple[str, Any], ...] = ()
+
+
+def grid_combinations(sc: Scenario) -> list[tuple[tuple[str, Any], ...]]:
+    """Every combination of the scenario's `grid:` axes (first axis outermost); [()] without."""
+    g = sc.model.grid
+    paths = list(g)
+    return [tuple(zip(paths, values)) for values in itertools.product(*(g[p] for p in paths))]
 
 
 def expand(sc: Scenario) -> list[Point]:
-    """The scenario's grid: strategies x batches x cpus x replications, in that order."""
+    """The scenario's grid: [grid axes x] strategies x batches x cpus x replications, in that order."""
     m = sc.model
     return [
-        Point(s, b, c, r)
+        Point(s, b, c, r, g)
+        for g in grid_combinations(sc)
         for s, b, c, r in itertools.product(m.strategies, m.batches, m.cpus, range(m.replications))
     ]
 
@@ -95,6 +106,7 @@ def reset_stats(m: Machine) -> None:
     for c in m.cpus:
         c.irq_windows.clear()
         c.irq_off_ns = 0.0
+        c.window_floor = m.env.now
         c.cache_cost_ns = 0.0
         c.spin_ns = 0.0
 
@@ -114,6 +126,7 @@ def allocator_stats(m: Machine, ctx: PointContext) -> dict[str, float]:
     span = max(m.env.now - ctx.window_start, 1e-9) * len(cpus)
     pages = max(ctx.pages_measured, m.stats.pages_allocated, 1)
     misses = int(m.cache.level_counts[:, L2:].sum())
+    lines = int(m.cache.level_counts.sum())
     return {
         "zone_lock_acquisitions": sum(lk.acquisitions for lk in locks),
         "zone_lock_contended": sum(lk.contended for lk in locks),
@@ -127,17 +140,30 @@ def allocator_stats(m: Machine, ctx: PointContext) -> dict[str, float]:
         "irq_off_mean_ns": irq.mean,
         "irq_off_share": sum(c.irq_off_ns for c in cpus) / span,
         "cache_misses_per_page": misses / pages,
+        # distributions (sweeps plot them: IRQ-off window tail, zone->lock wait per page)
+        "irq_off_windows": irq.n,
+        "irq_off_p50_ns": irq.quantile(0.5),
+        "irq_off_p90_ns": irq.quantile(0.9),
+        "irq_off_p999_ns": irq.quantile(0.999),
+        "zone_lock_wait_ns_per_page": sum(lk.wait_ns for lk in locks) / pages,
+        "cache_lines_per_page": lines / pages,
         "vmstat_folds": sum(z.stat_folds for z in m.zones),
         "slowpath": m.stats.slowpath,
         "alloc_failures": m.stats.alloc_failures,
         "remote_node_allocs": m.stats.remote_node_allocs,
         "bulk_fallback_single": m.stats.bulk_fallback_single,
+        "bulk_empty": m.stats.bulk_empty,
     }
 
 
 def run_point(sc: Scenario, point: Point) -> dict[str, Any]:
-    """Simulate one point; returns its result row (raises InvariantError on a model bug)."""
+    """Simulate one point; returns its result row (raises InvariantError on a model bug).
+
+    A point of a grid axis runs the scenario with that axis's value set (Scenario.with_settings);
+    the row carries the value in a column named by the axis's dotted path."""
     wall0 = time.perf_counter()
+    if point.grid:
+        sc = sc.with_settings(point.grid)
     env = simpy.Environment()
     m = build_machine(env, sc.hardware, sc.model.kernel.to_config())
     ctx = PointContext(m, sc.model, sc.params, point)
@@ -153,8 +179,9 @@ def run_point(sc: Scenario, point: Point) -> dict[str, Any]:
         "cpus": point.cpus,
         "replication": point.replication,
         "seed": sc.model.seed,
-        "sim_ns": env.now,
     }
+    row.update(point.grid)
+    row["sim_ns"] = env.now
     row.update(figures)
     row.update(allocator_stats(m, ctx))
     row["wall_s"] = time.perf_counter() - wall0

@@ -7,23 +7,93 @@ and the workload's own section (e.g. `page_bench:`), validated by the workload's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from simulator.calibration import derive
 from simulator.errors import ConfigError, Problem
-from simulator.hardware import Hardware, load_hardware
+from simulator.hardware import Hardware, check_relative_path, load_hardware
 from simulator.machine.machine import KernelConfig
 from simulator.mm.strategies import STRATEGIES
 from simulator.mm.zone_setup import check_node_memory
 from simulator.units import Duration
 from simulator.workloads import WORKLOADS
-from simulator.yamlio import problems_from_validation, read_yaml_mapping, validate
+from simulator.yamlio import FieldError, problems_from_validation, read_yaml_mapping, validate
 
 MAX_BATCH = 4096
+
+# `grid:` (scenario files, sweep files, --grid): more grid axes than strategy x batch x cpus, each a
+# dotted path into the scenario (`kernel.prep_new_page`, `nfs.threads_per_node`) and its values.
+GRID_AXES = {
+    "strategies": "--strategy",
+    "batches": "--batch",
+    "cpus": "--cpus",
+    "replications": "--replications",
+}
+GRID_FIXED = {
+    "name": "the scenario's name is its identity in the results",
+    "description": "a description is not a parameter",
+    "workload": "a grid varies one workload's parameters; list another workload's scenario in a sweep file",
+    "hardware": "compare hardware files with --hardware and `pagesim compare`",
+    "grid": "a grid cannot vary itself",
+}
+_GRID_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def check_grid_axis(path: str, values: list[Any]) -> None:
+    """Raise FieldError (field relative to `grid`) unless `path: values` is a usable grid axis.
+
+    Whether each value suits the parameter is checked later, with the scenario's own schema."""
+    if not _GRID_PATH.match(path):
+        raise FieldError(path, "expected a dotted parameter path such as 'kernel.prep_new_page'", path)
+    top = path.split(".")[0]
+    if top in GRID_AXES:
+        raise FieldError(
+            path, f"`{top}` is a grid axis already: list its values in `{top}:` (or {GRID_AXES[top]})"
+        )
+    if top in GRID_FIXED:
+        raise FieldError(path, f"cannot be a grid axis: {GRID_FIXED[top]}")
+    if not values:
+        raise FieldError(path, "expected a list of at least one value")
+    seen: list[Any] = []
+    for i, v in enumerate(values):
+        if v is not None and not isinstance(v, (str, int, float, bool)):
+            raise FieldError(
+                f"{path}[{i}]",
+                "expected a single value (a number, a string, true/false or null); to vary a field"
+                " of a section, give the dotted path to that field",
+                v,
+            )
+        if isinstance(v, float) and not math.isfinite(v):
+            raise FieldError(f"{path}[{i}]", "expected a finite number", v)
+        if any(type(v) is type(w) and v == w for w in seen):
+            raise FieldError(f"{path}[{i}]", "value listed twice", v)
+        seen.append(v)
+
+
+def set_path(doc: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of `doc` with `value` at dotted `path` (sections created as needed); ValueError if a
+    value that is not a section lies on the path."""
+    parts = path.split(".")
+    out = dict(doc)
+    node = out
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = {}
+        elif not isinstance(child, dict):
+            raise ValueError(f"`{'.'.join(parts[: i + 1])}` is not a section (it holds {child!r})")
+        node[part] = node = dict(child)
+    node[parts[-1]] = copy.deepcopy(value)
+    return out
 
 
 class _Strict(BaseModel):
@@ -34,18 +104,12 @@ class KernelOptions(_Strict):
     """Kernel build/boot options (KernelConfig)."""
 
     debug_list: bool = True
-    prep_new_page: str = "irq_off"
+    prep_new_page: Literal["irq_off", "second_pass"] = "irq_off"
     thp: bool = True
-
-    @field_validator("prep_new_page")
-    @classmethod
-    def _where(cls, v: str) -> str:
-        if v not in ("irq_off", "second_pass"):
-            raise ValueError("expected 'irq_off' (inside the IRQ-off loop) or 'second_pass'")
-        return v
+    bulk_fallback: Literal["nr_populated", "nr_account"] = "nr_populated"
 
     def to_config(self) -> KernelConfig:
-        return KernelConfig(debug_list=self.debug_list, prep_new_page=self.prep_new_page, thp=self.thp)  # type: ignore[arg-type]
+        return KernelConfig(**self.model_dump())
 
 
 class ScenarioModel(_Strict):
@@ -67,6 +131,20 @@ class ScenarioModel(_Strict):
     page_bench: dict[str, Any] | None = None
     xdp_redirect: dict[str, Any] | None = None
     nfs: dict[str, Any] | None = None
+    # more grid axes: dotted parameter path -> values (see check_grid_axis)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for path, values in v.items():
+            check_grid_axis(path, values)
+        return v
+
+    @field_validator("hardware")
+    @classmethod
+    def _a_path(cls, v: str) -> str:
+        return check_relative_path(v)
 
     @field_validator("workload")
     @classmethod
@@ -119,10 +197,27 @@ class Scenario:
     params: BaseModel
     hardware: Hardware
     path: str
+    # the document as validated (file, settings and flags merged): with_settings() starts from it
+    source: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
         return self.model.name
+
+    def with_settings(self, settings: Iterable[tuple[str, Any]]) -> Scenario:
+        """This scenario with each (dotted path, value) set, validated again as a whole (a grid
+        point's configuration). The hardware stays the one already loaded."""
+        if not self.source:
+            raise ValueError(f"scenario {self.name} has no source document to apply settings to")
+        doc = self.source
+        for path, value in settings:
+            try:
+                doc = set_path(doc, path, value)
+            except ValueError as exc:
+                raise ConfigError.one(self.path, path, str(exc)) from None
+        p, ov = Path(self.path), Overrides()
+        model, params = _validate_document(p, doc, ov, {})
+        return _checked(p, doc, model, params, self.hardware, ov)
 
     def resolved(self) -> dict[str, Any]:
         """The complete configuration (every default filled in), as written beside results."""
@@ -130,10 +225,23 @@ class Scenario:
         for w in WORKLOADS:
             d.pop(w, None)
         d[self.model.workload] = self.params.model_dump(mode="json")
+        if not d.get("grid"):
+            d.pop("grid", None)
         # an absolute path, so the written config.yaml runs again from anywhere on this machine
         # (results also keep a verbatim copy of the hardware file, hardware.yaml)
         d["hardware"] = str(Path(self.hardware.path).resolve())
         return d
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A value set on a scenario at a dotted path, from outside its file (a sweep file, --grid);
+    `file` and `field` say where it was given, for error messages."""
+
+    path: str
+    value: Any
+    file: str
+    field: str
 
 
 @dataclass(frozen=True)
@@ -147,6 +255,10 @@ class Overrides:
     seed: int | None = None
     duration: str | None = None
     replications: int | None = None
+    # set before the flags above, in order (a sweep file's defaults and entry)
+    settings: tuple[Setting, ...] = ()
+    # grid axes (value: a list) that replace the file's `grid:` axis of the same path
+    grid: tuple[Setting, ...] = ()
 
     FLAGS = {
         "hardware": "--hardware",
@@ -164,34 +276,14 @@ def load_scenario(path: str | Path, overrides: Overrides | None = None) -> Scena
     p = Path(path)
     doc = read_yaml_mapping(p)
     ov = overrides or Overrides()
+    doc = _apply_settings(doc, ov)
     given: dict[str, Any] = {}
     for f in Overrides.FLAGS:
         v = getattr(ov, f)
         if v is not None:
             given[f] = v
-    merged = {**doc, **given}
-    try:
-        model = ScenarioModel.model_validate(merged)
-    except Exception as exc:  # pydantic.ValidationError
-        from pydantic import ValidationError
-
-        if not isinstance(exc, ValidationError):
-            raise
-        problems = []
-        for prob in problems_from_validation(str(p), exc):
-            top = prob.field.split(".")[0].split("[")[0]
-            if top in given:
-                prob = Problem("command line", Overrides.FLAGS[top], prob.message, prob.value, prob.has_value)
-            problems.append(prob)
-        raise ConfigError(problems) from None
-
-    workload = WORKLOADS[model.workload]
-    for other in WORKLOADS:
-        if other != model.workload and getattr(model, other) is not None:
-            raise ConfigError.one(
-                str(p), other, f"section for another workload (this scenario runs {model.workload})"
-            )
-    params = validate(workload.params, getattr(model, model.workload) or {}, str(p), prefix=model.workload)
+    merged = _merge_grid({**doc, **given}, ov)
+    model, params = _validate_document(p, merged, ov, given)
 
     if ov.hardware is not None:
         hw_path = Path(ov.hardware)
@@ -202,18 +294,129 @@ def load_scenario(path: str | Path, overrides: Overrides | None = None) -> Scena
     if not hw_path.is_file():
         raise ConfigError.one(hw_where[0], hw_where[1], "hardware file not found", str(hw_path))
     hw = load_hardware(hw_path)
+    sc = _checked(p, merged, model, params, hw, ov)
+    _check_grid_values(sc, ov)
+    return sc
 
-    cpu_where = ("command line", "--cpus") if ov.cpus is not None else (str(p), "cpus")
-    too_many = [c for c in model.cpus if c > hw.ncpus]
-    if too_many:
-        raise ConfigError.one(
-            cpu_where[0], cpu_where[1], f"more CPUs than {hw.name} has ({hw.ncpus})", too_many[0]
-        )
-    workload.check(model, params, hw, str(p))
+
+# Settings, grids and where a bad value came from -----------------------------------------------
+
+
+def _apply_settings(doc: dict[str, Any], ov: Overrides) -> dict[str, Any]:
+    for s in ov.settings:
+        try:
+            doc = set_path(doc, s.path, s.value)
+        except ValueError as exc:
+            raise ConfigError.one(s.file, s.field, str(exc)) from None
+    return doc
+
+
+def _merge_grid(merged: dict[str, Any], ov: Overrides) -> dict[str, Any]:
+    """The file's `grid:` with the axes of ov.grid replacing (or joining) its own."""
+    if ov.grid and isinstance(merged.get("grid") or {}, dict):
+        grid = dict(merged.get("grid") or {})
+        for s in ov.grid:
+            grid[s.path] = s.value
+        merged["grid"] = grid
+    return merged
+
+
+def _attribute(prob: Problem, file: str, ov: Overrides) -> Problem:
+    """Name the sweep file's entry or the --grid flag a bad value came from, if it came from one."""
+    if prob.file != file:
+        return prob
+    f = prob.field
+    for s in reversed(ov.grid):
+        head = f"grid.{s.path}"
+        if f == head or f.startswith(head + "["):
+            return Problem(s.file, s.field + f[len(head) :], prob.message, prob.value, prob.has_value)
+    for s in reversed(ov.settings):
+        if f == s.path or f.startswith((s.path + ".", s.path + "[")):
+            return Problem(s.file, s.field + f[len(s.path) :], prob.message, prob.value, prob.has_value)
+    return prob
+
+
+@contextmanager
+def _attributed(p: Path, ov: Overrides) -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as exc:
+        if not (ov.settings or ov.grid):
+            raise
+        raise ConfigError([_attribute(prob, str(p), ov) for prob in exc.problems]) from None
+
+
+def _check_grid_values(sc: Scenario, ov: Overrides) -> None:
+    """Every value of every grid axis, applied on its own, must make a valid scenario."""
+    problems: list[Problem] = []
+    for path, values in sc.model.grid.items():
+        where = next(((s.file, s.field) for s in reversed(ov.grid) if s.path == path), None)
+        where = where or (sc.path, f"grid.{path}")
+        for v in values:
+            try:
+                sc.with_settings([(path, v)])
+            except ConfigError as exc:
+                for prob in exc.problems:
+                    if prob.file == sc.path and (prob.field == path or prob.field.startswith(path + ".")):
+                        problems.append(Problem(*where, prob.message, v, True))
+                    else:
+                        problems.append(Problem(*where, f"with {path} = {v!r}: {prob}"))
+    if problems:
+        raise ConfigError(problems)
+
+
+# Validation -----------------------------------------------------------------------------------
+
+
+def _validate_document(
+    p: Path, merged: dict[str, Any], ov: Overrides, given: dict[str, Any]
+) -> tuple[ScenarioModel, BaseModel]:
+    """The common fields and the workload's own section of a merged scenario document."""
+    with _attributed(p, ov):
+        try:
+            model = ScenarioModel.model_validate(merged)
+        except Exception as exc:  # pydantic.ValidationError
+            from pydantic import ValidationError
+
+            if not isinstance(exc, ValidationError):
+                raise
+            problems = []
+            for prob in problems_from_validation(str(p), exc):
+                top = prob.field.split(".")[0].split("[")[0]
+                if top in given:
+                    prob = Problem(
+                        "command line", Overrides.FLAGS[top], prob.message, prob.value, prob.has_value
+                    )
+                problems.append(prob)
+            raise ConfigError(problems) from None
+
+        workload = WORKLOADS[model.workload]
+        for other in WORKLOADS:
+            if other != model.workload and getattr(model, other) is not None:
+                raise ConfigError.one(
+                    str(p), other, f"section for another workload (this scenario runs {model.workload})"
+                )
+        section = getattr(model, model.workload) or {}
+        params = validate(workload.params, section, str(p), prefix=model.workload)
+    return model, params
+
+
+def _checked(
+    p: Path, merged: dict[str, Any], model: ScenarioModel, params: BaseModel, hw: Hardware, ov: Overrides
+) -> Scenario:
+    """The scenario, once its values are checked against the hardware."""
+    with _attributed(p, ov):
+        cpu_where = ("command line", "--cpus") if ov.cpus is not None else (str(p), "cpus")
+        too_many = [c for c in model.cpus if c > hw.ncpus]
+        if too_many:
+            raise ConfigError.one(
+                cpu_where[0], cpu_where[1], f"more CPUs than {hw.name} has ({hw.ncpus})", too_many[0]
+            )
+        WORKLOADS[model.workload].check(model, params, hw, str(p))
     # failures a point would otherwise only meet inside a run: the calibration derivation and
     # nodes too small for their own watermarks (which depend on the kernel's THP setting)
     derive(hw)
     small = check_node_memory(hw, thp=model.kernel.thp)
     if small:
         raise ConfigError([Problem(hw.path, "topology.nodes", msg) for msg in small])
-    return Scenario(model=model, params=params, hardware=hw, path=str(p))
+    return Scenario(model=model, params=params, hardware=hw, path=str(p), source=merged)

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
+from simulator.errors import short_repr as _r
+
 _NUM = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
 _QUANTITY = re.compile(rf"^\s*{_NUM}\s*([A-Za-z/]*)\s*$")
 
@@ -36,21 +38,21 @@ class UnitError(ValueError):
 
 def _split(text: object, kind: str, units: dict[str, float] | list[str]) -> tuple[float, str]:
     if isinstance(text, bool):
-        raise UnitError(f"expected {kind} with a unit (one of {', '.join(units)}), got {text!r}")
+        raise UnitError(f"expected {kind} with a unit (one of {', '.join(units)}), got {_r(text)}")
     if isinstance(text, (int, float)):
         raise UnitError(
-            f"expected {kind} with a unit (one of {', '.join(units)}), got the bare number {text!r}"
+            f"expected {kind} with a unit (one of {', '.join(units)}), got the bare number {_r(text)}"
         )
     if not isinstance(text, str):
         raise UnitError(f"expected {kind} as a string such as '64 B', got {type(text).__name__}")
     m = _QUANTITY.match(text)
     if not m:
-        raise UnitError(f"expected {kind} such as '{_example(kind)}', got {text!r}")
+        raise UnitError(f"expected {kind} such as '{_example(kind)}', got {_r(text)}")
     value, unit = float(m.group(1)), m.group(2)
     if not math.isfinite(value):
-        raise UnitError(f"expected {kind} with a finite value, got {text!r}")
+        raise UnitError(f"expected {kind} with a finite value, got {_r(text)}")
     if unit not in units:
-        raise UnitError(f"unknown unit {unit!r} in {text!r}: expected {kind} in one of {', '.join(units)}")
+        raise UnitError(f"unknown unit {unit!r} in {_r(text)}: expected {kind} in one of {', '.join(units)}")
     return value, unit
 
 
@@ -62,8 +64,10 @@ def parse_bytes(text: object) -> int:
     """'32 KiB' -> 32768. Sizes must be whole, non-negative byte counts."""
     value, unit = _split(text, "a size", BYTE_UNITS)
     nbytes = value * BYTE_UNITS[unit]
+    if not math.isfinite(nbytes):  # "1e300 TiB": finite as written, not as a byte count
+        raise UnitError(f"expected a size that fits in a float, got {_r(text)}")
     if nbytes < 0 or nbytes != int(nbytes):
-        raise UnitError(f"expected a whole, non-negative number of bytes, got {text!r}")
+        raise UnitError(f"expected a whole, non-negative number of bytes, got {_r(text)}")
     return int(nbytes)
 
 
@@ -71,15 +75,18 @@ def parse_ns(text: object) -> float:
     """'1.2 us' -> 1200.0 (nanoseconds). Durations must be non-negative."""
     value, unit = _split(text, "a duration", TIME_UNITS_NS)
     if value < 0:
-        raise UnitError(f"expected a non-negative duration, got {text!r}")
-    return value * TIME_UNITS_NS[unit]
+        raise UnitError(f"expected a non-negative duration, got {_r(text)}")
+    ns = value * TIME_UNITS_NS[unit]
+    if not math.isfinite(ns):  # "1e300 s" is finite, but not in nanoseconds
+        raise UnitError(f"expected a duration that fits in a float of nanoseconds, got {_r(text)}")
+    return ns
 
 
 def parse_ghz(text: object) -> float:
     """'3.6 GHz' -> 3.6. Frequencies must be positive."""
     value, unit = _split(text, "a frequency", FREQ_UNITS_GHZ)
     if value <= 0:
-        raise UnitError(f"expected a positive frequency, got {text!r}")
+        raise UnitError(f"expected a positive frequency, got {_r(text)}")
     return value * FREQ_UNITS_GHZ[unit]
 
 
@@ -102,10 +109,13 @@ def parse_latency(text: object) -> Latency:
     """'37 cycles' or '10.4 ns' -> Latency. Non-negative."""
     value, unit = _split(text, "a cost", ["cycles", *TIME_UNITS_NS])
     if value < 0:
-        raise UnitError(f"expected a non-negative cost, got {text!r}")
+        raise UnitError(f"expected a non-negative cost, got {_r(text)}")
     if unit == "cycles":
         return Latency(value, "cycles")
-    return Latency(value * TIME_UNITS_NS[unit], "ns")
+    ns = value * TIME_UNITS_NS[unit]
+    if not math.isfinite(ns):
+        raise UnitError(f"expected a cost that fits in a float of nanoseconds, got {_r(text)}")
+    return Latency(ns, "ns")
 
 
 MAX_CPU_ID = 8191  # x86 NR_CPUS is at most 8192; a larger id is a typo, not a machine
@@ -114,26 +124,36 @@ MAX_CPU_ID = 8191  # x86 NR_CPUS is at most 8192; a larger id is a typo, not a m
 def parse_cpulist(text: object) -> list[int]:
     """Linux cpulist syntax: '0-5,12,14-15' -> [0, 1, 2, 3, 4, 5, 12, 14, 15]."""
     if isinstance(text, int) and not isinstance(text, bool):
-        return [text]
+        return _cpu_ids([text], text)
     if isinstance(text, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in text):
-        return list(text)
+        return _cpu_ids(list(text), text)
     if not isinstance(text, str) or not text.strip():
-        raise UnitError(f"expected a cpulist such as '0-5,8', got {text!r}")
+        raise UnitError(f"expected a cpulist such as '0-5,8', got {_r(text)}")
     cpus: list[int] = []
     for part in text.split(","):
         part = part.strip()
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
-            raise UnitError(f"expected a cpulist such as '0-5,8', got {text!r}")
+            raise UnitError(f"expected a cpulist such as '0-5,8', got {_r(text)}")
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
         if hi < lo:
-            raise UnitError(f"cpulist range {part!r} runs backwards in {text!r}")
+            raise UnitError(f"cpulist range {part!r} runs backwards in {_r(text)}")
         if hi > MAX_CPU_ID:
-            raise UnitError(f"cpulist {text!r} names CPU {hi}, above the largest id {MAX_CPU_ID}")
+            raise UnitError(f"cpulist {_r(text)} names CPU {hi}, above the largest id {MAX_CPU_ID}")
         cpus.extend(range(lo, hi + 1))
     if len(set(cpus)) != len(cpus):
-        raise UnitError(f"cpulist {text!r} names a CPU twice")
+        raise UnitError(f"cpulist {_r(text)} names a CPU twice")
+    return cpus
+
+
+def _cpu_ids(cpus: list[int], text: object) -> list[int]:
+    """CPU ids given as YAML integers: the same range and uniqueness rules as the string form."""
+    bad = [c for c in cpus if not 0 <= c <= MAX_CPU_ID]
+    if bad:
+        raise UnitError(f"cpulist {_r(text)} names CPU {bad[0]}, outside 0..{MAX_CPU_ID}")
+    if len(set(cpus)) != len(cpus):
+        raise UnitError(f"cpulist {_r(text)} names a CPU twice")
     return cpus
 
 

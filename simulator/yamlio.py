@@ -2,15 +2,100 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from simulator.errors import ConfigError, Problem
+from simulator.errors import ConfigError, Problem, short_repr
 
 M = TypeVar("M", bound=BaseModel)
+
+# Limits on a document's shape. The shipped files nest 5 levels and hold a few hundred values;
+# these only stop documents that would otherwise exhaust the stack (deep nesting) or the memory
+# and time of validation (an alias bomb: a few lines of anchors and aliases that expand to 10^9
+# values when anything walks them, as validation and error messages do).
+MAX_DEPTH = 50
+MAX_VALUES = 1_000_000
+
+
+class _ShapeError(yaml.YAMLError):
+    """A document too deep or too large (after aliases) to validate; `mark` is where."""
+
+    def __init__(self, message: str, mark: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses nesting deeper than MAX_DEPTH while composing.
+
+    The composer recurses once per level; without this a document of a few thousand '[' would
+    end in RecursionError rather than an error naming the line."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._depth >= MAX_DEPTH and not self.check_event(yaml.AliasEvent, yaml.ScalarEvent):
+            mark = self.peek_event().start_mark
+            raise _ShapeError(f"values nested deeper than {MAX_DEPTH} levels", mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for kv in node.value for n in kv]
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a node graph that is cyclic (`&a [*a]`) or expands, through aliases, to more than
+    MAX_VALUES values. Iterative and memoized: linear in the graph, not in its expansion."""
+    size: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            visiting.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in _children(node))
+            if size[key] > MAX_VALUES:
+                raise _ShapeError(
+                    f"expands to more than {MAX_VALUES:,} values through aliases", node.start_mark
+                )
+            continue
+        if key in size:
+            continue
+        visiting.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in visiting:
+                raise _ShapeError("an alias refers to a value that contains it", child.start_mark)
+            if id(child) not in size:
+                stack.append((child, False))
+
+
+def _load_yaml(text: str) -> Any:
+    """yaml.safe_load with the shape checks above."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 class FieldError(ValueError):
@@ -39,7 +124,10 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError.one(name, "", f"cannot be read as UTF-8 text: {exc}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = _load_yaml(text)
+    except _ShapeError as exc:
+        where = f"line {exc.mark.line + 1}, column {exc.mark.column + 1}" if exc.mark else ""
+        raise ConfigError.one(name, where, f"YAML document too complex: {exc.message}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -70,6 +158,9 @@ def problems_from_validation(file: str, exc: ValidationError, prefix: str = "") 
     problems = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        bad_key = loc[-1:] == ("[key]",)  # a mapping's key, not its value, failed: (..., key, "[key]")
+        if bad_key:
+            loc = loc[:-2]
         path = field_path(loc)
         cause = (err.get("ctx") or {}).get("error")
         if isinstance(cause, FieldError) and cause.field:
@@ -88,13 +179,52 @@ def problems_from_validation(file: str, exc: ValidationError, prefix: str = "") 
         if err["type"] == "missing":
             problems.append(Problem(file, path, "required field is missing"))
             continue
+        if bad_key:
+            msg = f"bad key: {msg}"
+        said = f", got {short_repr(err.get('input'))}"
+        if "input" in err and msg.endswith(said):  # the value is shown once, as "(got ...)"
+            msg = msg[: -len(said)]
         problems.append(Problem(file, path, msg, err.get("input"), "input" in err))
     return problems
 
 
+def non_finite(data: Any) -> list[tuple[tuple[Any, ...], float]]:
+    """(location, value) of every NaN or infinite float in `data` (dicts, lists, tuples, sets).
+
+    pydantic's float accepts .nan, .inf and strings such as "inf"; no field of a scenario or
+    hardware file means anything by them (an infinite client rate would never let a run end)."""
+    out: list[tuple[tuple[Any, ...], float]] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
+    while stack:
+        loc, v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            out.append((loc, v))
+        elif isinstance(v, dict):
+            stack.extend((loc + (k,), x) for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            stack.extend((loc + (i,), x) for i, x in enumerate(v))
+    return sorted(out, key=lambda lv: field_path(lv[0]))
+
+
+def check_finite(obj: BaseModel, file: str, prefix: str = "") -> None:
+    """A ConfigError naming every field of `obj` that holds NaN or an infinity."""
+    problems = []
+    for loc, v in non_finite(obj.model_dump()):
+        path = field_path(loc)
+        if prefix:
+            path = f"{prefix}.{path}" if path else prefix
+        problems.append(Problem(file, path, "expected a finite number", v, True))
+    if problems:
+        raise ConfigError(problems)
+
+
 def validate(model: type[M], data: Any, file: str, prefix: str = "") -> M:
-    """model.model_validate(data), with failures raised as a ConfigError naming `file`."""
+    """model.model_validate(data), with failures raised as a ConfigError naming `file`.
+
+    Also refuses NaN and infinities in any float field (see non_finite)."""
     try:
-        return model.model_validate(data)
+        obj = model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(problems_from_validation(file, exc, prefix)) from None
+    check_finite(obj, file, prefix)
+    return obj

@@ -112,7 +112,7 @@ def test_run_writes_result_files(json_run: tuple[subprocess.CompletedProcess[str
     assert len(meta["files"]["hardware"]["sha256"]) == 64
     assert "--json" in meta["argv"]
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["batches"] == [1, 64] and config["duration"] == 10_000.0
+    assert config["batches"] == [1, 64] and config["duration"] == "10000 ns"
     leftovers = [p for p in out.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
 

@@ -133,6 +133,9 @@ class CacheModel:
         self.m_stamp: list[list[int]] = []  # [line][cpu]
         self.m_lver: list[list[int]] = []  # [line][llc]
         self.m_lstamp: list[list[int]] = []  # [line][llc]
+        # written and not read by another CPU since: the only current copy is in the writer's
+        # private caches (Modified), so no LLC holds a copy another core can read without a snoop
+        self.m_dirty: list[bool] = []
         self._grow_meta()
 
     def _grow_meta(self) -> None:
@@ -143,6 +146,7 @@ class CacheModel:
             self.m_stamp.append([FAR] * self.ncpu)
             self.m_lver.append([-1] * self.nllc)
             self.m_lstamp.append([FAR] * self.nllc)
+            self.m_dirty.append(False)
 
     # ---- public -----------------------------------------------------------------------------
     def access(self, cpu: int, lines: list[int] | np.ndarray, write: bool = True) -> float:
@@ -264,9 +268,11 @@ class CacheModel:
                     cost, lvl = self.dram[self.cpu_node[cpu]][self.registry.homes[i]], DRAM_LOCAL
                     if self.registry.homes[i] != self.cpu_node[cpu]:
                         lvl = DRAM_REMOTE
-                # a shared copy in our own LLC is as good as any
+                # a shared copy in our own LLC is as good as any (a Modified line is not shared:
+                # reading it is a transfer from the writer's core, coherence.same_llc)
                 if (
                     cost > self.lat_llc
+                    and not self.m_dirty[i]
                     and self.m_lver[i][llc] == wv
                     and self.llc_clock[llc] - self.m_lstamp[i][llc] < self.llc_lines
                 ):
@@ -278,6 +284,9 @@ class CacheModel:
             wv += 1
             self.m_wver[i] = wv
             self.m_writer[i] = cpu
+            self.m_dirty[i] = True
+        elif self.m_writer[i] != cpu:
+            self.m_dirty[i] = False  # Modified -> Shared: written back, readable from the LLC
         self.m_seen[i][cpu] = wv
         self.m_stamp[i][cpu] = self.clock[cpu]
         self.m_lver[i][llc] = wv
@@ -303,15 +312,17 @@ class CacheModel:
         if pages.size:
             cids = pages >> CHUNK_SHIFT
             if cids[0] == cids[-1] and (cids == cids[0]).all():
-                total += self._page_chunk_vector(cpu, int(cids[0]), pages)
+                total += self._page_chunk_vector(cpu, int(cids[0]), pages, c0)
             else:
                 # keep program order across chunks: split into runs of one chunk
                 cuts = np.flatnonzero(np.diff(cids)) + 1
                 for run in np.split(pages, cuts):
-                    total += self._page_chunk_vector(cpu, int(run[0] >> CHUNK_SHIFT), run)
+                    total += self._page_chunk_vector(cpu, int(run[0] >> CHUNK_SHIFT), run, c0)
         return total
 
-    def _page_chunk_vector(self, cpu: int, cid: int, pfns: np.ndarray) -> float:
+    def _page_chunk_vector(self, cpu: int, cid: int, pfns: np.ndarray, c0: int) -> float:
+        """One run of page lines inside one chunk; `c0` is the CPU's clock when the whole batch
+        began (hotness is judged against it, as the scalar path does, in every run)."""
         ch = self._chunks.get(cid)
         if ch is None:
             ch = self._chunks[cid] = _Chunk()
@@ -323,7 +334,7 @@ class CacheModel:
         llc_clock = np.array(self.llc_clock, dtype=np.int64)
         my_llc = self.cpu_llc[cpu]
         mine = o == cpu
-        hot = mine & (clock[cpu] - s < REUSE_WINDOW)
+        hot = mine & (c0 - s < REUSE_WINDOW)
         fresh = ~hot
         ranks = np.cumsum(fresh)
         excl = ranks - fresh  # fresh lines touched before this one in the batch

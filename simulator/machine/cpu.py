@@ -50,7 +50,8 @@ class CPU:
         self._irq_start = 0.0
         self._irq_fn = ""
         self.irq_windows: dict[str, Histogram] = {}
-        self.irq_off_ns = 0.0
+        self.irq_off_ns = 0.0  # IRQ-off time since `window_floor` (the end of warm-up)
+        self.window_floor = 0.0
         self.recent_windows: deque[tuple[float, float]] = deque(maxlen=RECENT_WINDOWS)
         self.cache_cost_ns = 0.0
         self.spin_ns = 0.0
@@ -110,7 +111,8 @@ class CPU:
         if h is None:
             h = self.irq_windows[fn] = Histogram()
         h.add_many(lengths)
-        self.irq_off_ns += float(lengths.sum())
+        ends = starts + lengths
+        self.irq_off_ns += float(np.maximum(ends - np.maximum(starts, self.window_floor), 0.0).sum())
         tail = min(len(starts), RECENT_WINDOWS)
         for s, ln in zip(starts[-tail:].tolist(), lengths[-tail:].tolist()):
             self.recent_windows.append((s, s + ln))
@@ -121,7 +123,8 @@ class CPU:
         if h is None:
             h = self.irq_windows[self._irq_fn] = Histogram()
         h.add(length)
-        self.irq_off_ns += length
+        # a window that opened before the measurement began counts only from its start
+        self.irq_off_ns += max(0.0, end - max(self._irq_start, self.window_floor))
         self.recent_windows.append((self._irq_start, end))
 
     @property

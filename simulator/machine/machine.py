@@ -33,6 +33,10 @@ class KernelConfig:
     debug_list: bool = True  # CONFIG_DEBUG_LIST: the reference kernel had it (its profile shows it)
     prep_new_page: Literal["irq_off", "second_pass"] = "irq_off"  # bulk: v6/merged vs v3
     thp: bool = True  # CONFIG_TRANSPARENT_HUGEPAGE: khugepaged raises min_free_kbytes
+    # When the bulk allocator's pcp loop gets no page: 5.13 falls back to the single-page path
+    # only if no array entry is populated ("nr_populated"); the later fix for the nfsd hang
+    # (bugzilla 216007) falls back whenever this call allocated nothing ("nr_account").
+    bulk_fallback: Literal["nr_populated", "nr_account"] = "nr_populated"
 
 
 @dataclass
@@ -47,7 +51,8 @@ class AllocStats:
     numa_miss: int = 0
     bulk_calls: int = 0
     bulk_pages: int = 0
-    bulk_fallback_single: int = 0
+    bulk_fallback_single: int = 0  # bulk calls that took the single-page path (failed:)
+    bulk_empty: int = 0  # bulk calls that returned without a page and without the fallback
     kswapd_wakeups: int = 0
     pages_allocated: int = 0
     pages_freed: int = 0

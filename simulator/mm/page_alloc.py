@@ -197,8 +197,12 @@ def __alloc_pages_slowpath(
     m.stats.slowpath += 1
     alloc_flags = gfp_to_alloc_flags(gfp)
     if gfp.kswapd_reclaim:
+        # wake_all_kswapds(): one wakeup per node, for the node's first zone in the zonelist
+        last_node = None
         for zone in ac.zonelist:
-            m.wakeup_kswapd(zone)
+            if zone.node != last_node:
+                m.wakeup_kswapd(zone)
+            last_node = zone.node
     page = yield from get_page_from_freelist(cpu, gfp, order, alloc_flags, ac)
     if page is not None or not gfp.direct_reclaim or m.direct_reclaim is None:
         if page is None:
@@ -239,17 +243,17 @@ def rmqueue_pcplist(
 
 
 def __count_zid_vm_events_and_zone_statistics(
-    cpu: CPU, preferred: Zone, zone: Zone, pcp: PerCpuPages
+    cpu: CPU, preferred: Zone, zone: Zone, pcp: PerCpuPages, nr_account: int = 1
 ) -> None:
-    """Mirrors __count_zid_vm_events(PGALLOC) + zone_statistics(): per-CPU counters, once per
-    call (the bulk allocator does them once per batch)."""
+    """Mirrors __count_zid_vm_events(PGALLOC, nr) + zone_statistics(..., nr): per-CPU counters,
+    priced once per call (the bulk allocator does them once per batch) but counting every page."""
     cpu.spend(cpu.costs.rmqueue_call)
     cpu.touch([pcp.stats_line, cpu.vm_event_line])
     m = cpu.machine
     if zone.node == preferred.node:
-        m.stats.numa_hit += 1
+        m.stats.numa_hit += nr_account
     else:
-        m.stats.numa_miss += 1
+        m.stats.numa_miss += nr_account
 
 
 def __rmqueue_pcplist(
@@ -350,7 +354,9 @@ def __alloc_pages_bulk(
     Returns pages now in the list, or populated array entries. The watermark must hold with
     nr_pages to spare; the zone must be on the preferred node, else one page comes from the
     single-page allocator, as it does when only one entry is missing. kconfig.prep_new_page
-    chooses where prep_new_page runs: "irq_off" (v6, merged) or "second_pass" (v3)."""
+    chooses where prep_new_page runs: "irq_off" (v6, merged) or "second_pass" (v3);
+    kconfig.bulk_fallback whether an empty pcp loop falls back as 5.13 did ("nr_populated")
+    or as fixed later ("nr_account", bugzilla 216007)."""
     m = cpu.machine
     c = cpu.costs
     debug = m.kconfig.debug_list
@@ -376,7 +382,6 @@ def __alloc_pages_bulk(
     chosen: Zone | None = None
     for zone in ac.zonelist:
         if len(m.nodes) > 1 and zone is not ac.preferred_zone and zone.node != ac.preferred_zone.node:
-            m.stats.bulk_fallback_single += 1
             return (
                 yield from _bulk_failed(
                     cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated
@@ -389,7 +394,6 @@ def __alloc_pages_bulk(
             break
         m.stats.watermark_fails += 1
     if chosen is None:
-        m.stats.bulk_fallback_single += 1
         return (
             yield from _bulk_failed(cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated)
         )
@@ -405,6 +409,12 @@ def __alloc_pages_bulk(
     pages = yield from __rmqueue_pcplist(cpu, zone, ac.migratetype, alloc_flags, pcp, len(holes))
     if not pages:
         cpu.local_irq_restore()
+        # 5.13: "Try and get at least one page" only if nothing is populated at all, so an
+        # array whose leading entries are filled gets no page and no fallback (the nfsd hang of
+        # bugzilla 216007); the later fix tests what this call allocated instead.
+        if nr_populated and m.kconfig.bulk_fallback == "nr_populated":
+            m.stats.bulk_empty += 1
+            return nr_populated
         return (
             yield from _bulk_failed(cpu, gfp, preferred_nid, nodemask, page_list, page_array, nr_populated)
         )
@@ -420,9 +430,10 @@ def __alloc_pages_bulk(
             page_array.slots[slot] = pfn
         cpu.touch([page_array.line(s) for s in holes[: len(pages)]])
         cpu.spend(len(pages) * c.list_line)
-        last = holes[len(pages) - 1]
-        nr_populated = last + 1
-    __count_zid_vm_events_and_zone_statistics(cpu, ac.preferred_zone, zone, pcp)
+        # The kernel's loop walks the array to nr_pages, counting populated entries as it skips
+        # them, and stops at the first hole it cannot fill: every entry before that is populated.
+        nr_populated = holes[len(pages)] if len(pages) < len(holes) else nr_pages
+    __count_zid_vm_events_and_zone_statistics(cpu, ac.preferred_zone, zone, pcp, len(pages))
     cpu.local_irq_restore()
     if not prep_in_loop:
         # v3: a second pass with IRQs on walks the pages again
@@ -457,6 +468,7 @@ def _bulk_failed(
     nr_populated: int,
 ) -> Generator[simpy.Event, None, int]:
     """The bulk allocator's `failed:` label: one page from __alloc_pages_nodemask."""
+    cpu.machine.stats.bulk_fallback_single += 1
     page = yield from __alloc_pages_nodemask(cpu, gfp, 0, preferred_nid, nodemask)
     if page is None:
         return nr_populated

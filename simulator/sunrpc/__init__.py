@@ -1,0 +1,1 @@
+"""Mirrors linux/net/sunrpc (server side) and the nfsd thread loop of fs/nfsd/nfssvc.c."""

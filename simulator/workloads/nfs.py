@@ -1,0 +1,544 @@
+"""nfs: an NFS server's nfsd threads refilling rq_pages (svc_alloc_arg), under memory pressure.
+
+Builds on a machine: nfsd threads pinned round-robin to each node's CPUs (simulator/sunrpc/svc.py),
+clients sending RPCs (open loop: Poisson at a rate; closed loop: N outstanding), a request mix
+whose entries consume 1 (small RPC), 65 (256 KiB READ/WRITE) or 257 (1 MiB) rq_pages entries,
+reply pages freed later by a CPU of the configured kind, and optionally memory pressure: zones
+started near their watermarks with the rest of memory held as reclaimable page cache (balloon),
+a background allocator competing for memory, and the reclaim model (simulator/mm/vmscan.py).
+
+Costs and where they come from:
+- allocator work: the allocator model (simulator/mm/page_alloc.py, calibration.py);
+- request processing outside the allocator, per RPC: `service.rpc` (an assumed, named
+  parameter: see NfsService) plus `service.per_wire_packet` per TCP segment of request and reply,
+  derived by `derive_wire_packet_ns()` from the reference host's measured per-packet kernel cost;
+- reclaim: `memory.reclaim_cost` per page, derived by vmscan.reclaim_ns_per_page();
+- the 500 ms sleep: schedule_timeout(msecs_to_jiffies(500)) in svc_alloc_arg (5.12, 5.13).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import numpy as np
+import simpy
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from simulator.calibration import load_calibration
+from simulator.errors import ConfigError
+from simulator.hardware import Hardware
+from simulator.machine.cpu import CPU
+from simulator.machine.machine import Machine
+from simulator.machine.sched import THREAD, RunQueues
+from simulator.mm.balloon import balloon_inflate
+from simulator.mm.gfp import GFP_KERNEL, Gfp
+from simulator.mm.mmzone import MIGRATE_MOVABLE, PAGE_SIZE, ZONE_NORMAL
+from simulator.mm.page_alloc import alloc_pages_node, free_unref_page
+from simulator.mm.vmscan import Reclaim, reclaim_ns_per_page
+from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
+from simulator.sunrpc.svc import (
+    RPCSVC_MAXPAYLOAD,
+    SVC_ALLOC_ARG_SLEEP_NS,
+    Request,
+    SvcServ,
+    svc_rqst_pages,
+)
+from simulator.units import parse_bytes, parse_ns
+from simulator.workloads import Workload
+
+if TYPE_CHECKING:
+    from simulator.run import PointContext
+
+Ns = Annotated[float, BeforeValidator(parse_ns)]
+Bytes = Annotated[int, BeforeValidator(parse_bytes)]
+
+# Page cache allocations (filemap_alloc_page): __GFP_MOVABLE, may reclaim. Only ZONE_NORMAL and
+# below are populated in the modelled hosts, so the highest zone index it can use is ZONE_NORMAL.
+GFP_HIGHUSER_MOVABLE = Gfp(
+    "GFP_HIGHUSER_MOVABLE",
+    high=False,
+    atomic=False,
+    direct_reclaim=True,
+    kswapd_reclaim=True,
+    migratetype=MIGRATE_MOVABLE,
+    highest_zoneidx=ZONE_NORMAL,
+)
+BACKGROUND_GFP = {"GFP_KERNEL": GFP_KERNEL, "GFP_HIGHUSER_MOVABLE": GFP_HIGHUSER_MOVABLE}
+
+# The reference perf profile's page allocator functions (KF §1: allocation side 9.85 %, free
+# side 5.91 %); the rest of a packet's time is kernel network work.
+ALLOCATOR_PROFILED = (
+    "__alloc_pages_nodemask",
+    "get_page_from_freelist",
+    "rmqueue",
+    "prep_new_page",
+    "free_unref_page",
+    "free_unref_page_prepare",
+    "free_unref_page_commit",
+    "free_pcp_prepare",
+)
+
+
+def derive_wire_packet_ns(hw: Hardware) -> tuple[float, str]:
+    """The named calibration of network work per TCP segment, from the reference profile.
+
+    The reference host spent 1e9 / 3,677,958 = 271.9 ns per packet of XDP redirect, SKB build
+    and free (KF §1); minus the page allocator's share of the profile (15.76 %) that is 229 ns
+    of kernel network work per packet, scaled by clock ratio to `hw`. Assumed: a TCP segment of
+    an NFS request or reply costs the server what one such packet did (no GRO/TSO batching,
+    no data copy: both move this figure, in opposite directions)."""
+    cal = load_calibration(hw.calibration_path())
+    per_packet = 1e9 / cal.reference.packets_per_second
+    share = sum(cal.self_percent[f] for f in ALLOCATOR_PROFILED) / 100.0
+    scale = cal.reference.clock / hw.cpu.clock
+    ns = per_packet * (1.0 - share) * scale
+    formula = (
+        f"1e9 / {cal.reference.packets_per_second:,.0f} pps * (1 - {share:.4f} allocator share)"
+        f" * {cal.reference.clock:g}/{hw.cpu.clock:g} GHz = {ns:.1f} ns"
+    )
+    return ns, formula
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RequestKind(_Strict):
+    """One entry of the request mix."""
+
+    name: str = Field(min_length=1)
+    weight: float = Field(gt=0)
+    op: Literal["small", "read", "write"]
+    payload: Bytes = 0  # READ reply data or WRITE request data
+    pages: int | None = Field(default=None, ge=0)  # rq_pages entries consumed; default derived
+
+    def consumed(self) -> int:
+        """rq_pages entries the request leaves NULL: the reply's head page, plus the payload
+        pages (a READ's reply data spliced from the page cache replaces them; a WRITE's
+        data pages go to the transport, as the issue's model has it)."""
+        if self.pages is not None:
+            return self.pages
+        return 1 + (-(-self.payload // PAGE_SIZE) if self.op != "small" else 0)
+
+
+DEFAULT_MIX = (
+    RequestKind(name="metadata", weight=0.90, op="small"),
+    RequestKind(name="read_256k", weight=0.04, op="read", payload="256 KiB"),
+    RequestKind(name="write_256k", weight=0.04, op="write", payload="256 KiB"),
+    RequestKind(name="read_1m", weight=0.01, op="read", payload="1 MiB"),
+    RequestKind(name="write_1m", weight=0.01, op="write", payload="1 MiB"),
+)
+
+
+class Clients(_Strict):
+    model: Literal["open", "closed"] = "open"
+    rate: float | None = Field(default=None, gt=0, description="open loop: RPCs per second")
+    outstanding: int | None = Field(default=None, ge=1, description="closed loop: RPCs in flight")
+    think: Ns = 0.0  # closed loop: client delay between a reply and its next request
+
+    @model_validator(mode="after")
+    def _one(self) -> Clients:
+        if self.model == "open" and self.rate is None:
+            raise ValueError("an open-loop client needs `rate` (RPCs per second)")
+        if self.model == "closed" and self.outstanding is None:
+            raise ValueError("a closed-loop client needs `outstanding` (RPCs in flight)")
+        return self
+
+
+class NfsService(_Strict):
+    """Request processing outside the page allocator: rpc + per_wire_packet * TCP segments.
+
+    `rpc` is assumed (no public per-RPC knfsd CPU cost was found): sunrpc receive/decode,
+    nfsd's operation on cached metadata, encode and send of one RPC, 8 us. It sets the server's
+    load, not what the allocator costs; per_wire_packet (None: derive_wire_packet_ns) scales the
+    cost with payload size."""
+
+    rpc: Ns = 8000.0
+    per_wire_packet: Ns | None = None
+    mss: Bytes = 1448  # 1500-byte MTU minus IPv4, TCP and timestamp option headers
+    header: Bytes = 200  # assumed RPC + NFS header bytes of a request or reply
+    rpc_lines: int = Field(default=64, ge=0)  # assumed: lines an RPC's own processing touches
+
+
+class ReplyFree(_Strict):
+    delay: Ns = 50_000.0  # assumed: until the peer's ACK lets TCP drop the pages (LAN RTT order)
+    cpu: Literal["same", "same_node", "remote", "any"] = "same_node"
+
+
+class Background(_Strict):
+    """A competing allocator (e.g. page cache growth), `rate` pages per second in bursts."""
+
+    rate: float = Field(default=0.0, ge=0)
+    burst: int = Field(default=32, ge=1)
+    pattern: Literal["poisson", "steady"] = "poisson"
+    node: int = Field(default=0, ge=0)
+    cpu: int | None = None  # default: the node's last CPU
+    hold: Ns | None = None  # None: pages are kept to the end of the run
+    gfp: Literal["GFP_KERNEL", "GFP_HIGHUSER_MOVABLE"] = "GFP_HIGHUSER_MOVABLE"
+
+
+class Memory(_Strict):
+    """Memory pressure: start each zone of `nodes` with free pages at a point of its watermark
+    scale (0 = min, 1 = low, 2 = high, linear between and beyond) or at an absolute amount per
+    node (split by zone size); the rest of memory is reclaimable page cache."""
+
+    nodes: list[int] | None = None  # default: every node
+    free_wmark: float | None = Field(default=None, ge=0)
+    free: Bytes | None = None
+    reclaim_cost: Ns | None = None  # per page; None: vmscan.reclaim_ns_per_page()
+    sample: Ns = 1e6  # how often the free-page level is sampled
+
+    @model_validator(mode="after")
+    def _one(self) -> Memory:
+        if self.free_wmark is not None and self.free is not None:
+            raise ValueError("give free_wmark or free, not both")
+        return self
+
+    @property
+    def pressured(self) -> bool:
+        return self.free_wmark is not None or self.free is not None
+
+
+class NfsParams(_Strict):
+    """The `nfs:` section of a scenario."""
+
+    threads_per_node: int = Field(default=8, ge=1)
+    nodes: list[int] | None = None  # nodes with nfsd threads; default every node
+    pool_mode: Literal["global", "pernode"] = "global"  # sunrpc pool_mode (5.12 default: global)
+    max_payload: Bytes = RPCSVC_MAXPAYLOAD
+    clients: Clients = Field(default_factory=lambda: Clients(rate=150_000.0))
+    mix: list[RequestKind] = Field(default_factory=lambda: list(DEFAULT_MIX), min_length=1)
+    service: NfsService = Field(default_factory=NfsService)
+    reply_free: ReplyFree = Field(default_factory=ReplyFree)
+    background: Background = Field(default_factory=Background)
+    memory: Memory = Field(default_factory=Memory)
+    sleep: Ns = SVC_ALLOC_ARG_SLEEP_NS
+    sleep_policy: Literal["short_fill", "no_progress"] = "short_fill"
+
+
+def check(model: Any, params: BaseModel, hw: Hardware, file: str) -> None:
+    """Cross-checks against the hardware; batches and cpus are not used by this workload."""
+    p: NfsParams = params  # type: ignore[assignment]
+    if len(model.batches) != 1 or len(model.cpus) != 1:
+        raise ConfigError.one(file, "batches", "nfs uses neither batches nor cpus: give one value of each")
+    n = hw.nnodes
+    for where, nodes in (("nfs.nodes", p.nodes), ("nfs.memory.nodes", p.memory.nodes)):
+        bad = [x for x in (nodes or []) if x >= n]
+        if bad:
+            raise ConfigError.one(file, where, f"{hw.name} has nodes 0..{n - 1}", bad[0])
+    if p.background.node >= n:
+        raise ConfigError.one(
+            file, "nfs.background.node", f"{hw.name} has nodes 0..{n - 1}", p.background.node
+        )
+    if p.background.cpu is not None and p.background.cpu >= hw.ncpus:
+        raise ConfigError.one(file, "nfs.background.cpu", f"{hw.name} has {hw.ncpus} CPUs", p.background.cpu)
+    if p.reply_free.cpu == "remote" and n < 2:
+        raise ConfigError.one(file, "nfs.reply_free.cpu", f"'remote' needs two nodes; {hw.name} has one")
+    too_big = [k.name for k in p.mix if k.consumed() > svc_rqst_pages(p.max_payload) - 1]
+    if too_big:
+        raise ConfigError.one(
+            file, "nfs.mix", "consumes more rq_pages entries than the thread has", too_big[0]
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _node_cpus(m: Machine, node: int) -> list[CPU]:
+    return [c for c in m.cpus if c.node == node]
+
+
+def apply_pressure(m: Machine, mem: Memory) -> dict[str, int]:
+    """Inflate each zone's balloon so its free pages sit where `mem` says; returns pages held."""
+    held: dict[str, int] = {}
+    nodes = mem.nodes if mem.nodes is not None else [n.node_id for n in m.nodes]
+    for node in nodes:
+        zones = m.nodes[node].zones
+        managed = sum(z.managed for z in zones)
+        for z in zones:
+            if mem.free_wmark is not None:
+                x = mem.free_wmark
+                w = [z.min_wmark, z.low_wmark, z.high_wmark]
+                i = min(int(x), 1)
+                target = w[i] + (x - i) * (w[i + 1] - w[i])
+            else:
+                assert mem.free is not None
+                target = mem.free // PAGE_SIZE * z.managed / managed
+            free = zone_page_state(z, NR_FREE_PAGES)
+            held[z.scope] = balloon_inflate(z, max(0, free - int(target)))
+    return held
+
+
+class Figures:
+    """The run's own counters besides the sunrpc ones."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.outstanding = 0
+        self.background_pages = 0
+        self.background_failures = 0
+        self.free_min = math.inf
+        self.samples = 0
+        self.samples_below_low = 0
+        self.samples_below_min = 0
+
+
+def run(ctx: PointContext) -> dict[str, float]:
+    """Run the NFS server workload for one point (one strategy)."""
+    m = ctx.machine
+    env = m.env
+    p: NfsParams = ctx.params  # type: ignore[assignment]
+    warmup = ctx.scenario.warmup
+    end = warmup + ctx.scenario.duration
+    rq = RunQueues(env, m.cpus)
+    fig = Figures()
+
+    # memory pressure and the reclaim model
+    if p.memory.pressured:
+        apply_pressure(m, p.memory)
+    cost = p.memory.reclaim_cost if p.memory.reclaim_cost is not None else reclaim_ns_per_page()[0]
+    reclaim = Reclaim(m, rq, {n.node_id: _node_cpus(m, n.node_id)[-1] for n in m.nodes}, cost)
+
+    # the server
+    rng_free = ctx.rng("frees")
+    by_node = {n.node_id: _node_cpus(m, n.node_id) for n in m.nodes}
+
+    def freer(cpu: CPU) -> CPU:
+        how = p.reply_free.cpu
+        if how == "same":
+            return cpu
+        if how == "same_node":
+            pool = by_node[cpu.node]
+        elif how == "remote":
+            pool = [c for c in m.cpus if c.node != cpu.node]
+        else:
+            pool = m.cpus
+        return pool[int(rng_free.integers(len(pool)))]
+
+    mix = p.mix
+    weights = np.array([k.weight for k in mix], dtype=float)
+    weights /= weights.sum()
+    per_packet = (
+        p.service.per_wire_packet if p.service.per_wire_packet is not None else derive_wire_packet_ns(m.hw)[0]
+    )
+    kinds = []
+    for k in mix:
+        req_bytes = p.service.header + (k.payload if k.op == "write" else 0)
+        rep_bytes = p.service.header + (k.payload if k.op == "read" else 0)
+        segs = -(-req_bytes // p.service.mss) + -(-rep_bytes // p.service.mss)
+        # a WRITE copies its data into the page cache (source and destination lines); a READ
+        # splices page cache pages (one struct page line each)
+        lines = p.service.rpc_lines + (
+            2 * k.payload // 64 if k.op == "write" else k.payload // PAGE_SIZE if k.op == "read" else 0
+        )
+        kinds.append((k.consumed(), p.service.rpc + segs * per_packet, lines))
+
+    rng_clients = ctx.rng("clients")
+    client_done = False
+
+    def maybe_finish() -> None:
+        if client_done and fig.outstanding == 0 and not serv.stopping:
+            serv.stop()
+            reclaim.stop()
+
+    def on_reply(req: Request) -> None:
+        fig.outstanding -= 1
+        if p.clients.model == "closed" and env.now < end:
+            env.process(closed_next(p.clients.think))
+        maybe_finish()
+
+    serv = SvcServ(
+        m,
+        rq,
+        ctx.point.strategy,
+        max_payload=p.max_payload,
+        sleep_ns=p.sleep,
+        sleep_policy=p.sleep_policy,
+        reply_free_delay_ns=p.reply_free.delay,
+        reply_freer=freer,
+        on_reply=on_reply,
+    )
+    serv.window = (warmup, end)
+    nodes = p.nodes if p.nodes is not None else [n.node_id for n in m.nodes]
+    for i in range(p.threads_per_node):
+        for node in nodes:  # interleaved, so a global pool's search order alternates nodes
+            cpus = by_node[node]
+            pool = serv.svc_pool(node if p.pool_mode == "pernode" else 0)
+            serv.svc_prepare_thread(cpus[i % len(cpus)], pool)
+
+    pools = [pool for pool in serv.pools if pool.all_threads]  # pernode: the nodes with threads
+
+    def issue() -> None:
+        kind = int(rng_clients.choice(len(mix), p=weights))
+        pages, service_ns, lines = kinds[kind]
+        req = Request(fig.requests, kind, env.now, pages, service_ns, lines, serv.in_window(env.now))
+        fig.requests += 1
+        fig.outstanding += 1
+        pool = pools[int(rng_clients.integers(len(pools)))]
+        pool.svc_xprt_enqueue(req)
+
+    def open_loop() -> Generator[simpy.Event, None, None]:
+        nonlocal client_done
+        assert p.clients.rate is not None
+        mean_gap = 1e9 / p.clients.rate
+        while True:
+            yield env.timeout(float(rng_clients.exponential(mean_gap)))
+            if env.now >= end:
+                break
+            issue()
+        client_done = True
+        maybe_finish()
+
+    def closed_next(think: float) -> Generator[simpy.Event, None, None]:
+        if think:
+            yield env.timeout(float(rng_clients.exponential(think)))
+        if env.now < end:
+            issue()
+
+    def closed_loop() -> Generator[simpy.Event, None, None]:
+        nonlocal client_done
+        assert p.clients.outstanding is not None
+        for _ in range(p.clients.outstanding):
+            issue()
+        yield env.timeout(end)
+        client_done = True
+        maybe_finish()
+
+    env.process(open_loop() if p.clients.model == "open" else closed_loop())
+
+    # the background allocator
+    if p.background.rate > 0:
+        env.process(background(ctx, m, rq, p.background, end, fig))
+
+    # free-memory samples of the pressured zones (ZONE_NORMAL of each pressured node)
+    if p.memory.pressured:
+        watched = [
+            z
+            for node in (p.memory.nodes if p.memory.nodes is not None else range(len(m.nodes)))
+            for z in m.nodes[node].zones
+            if z.zone_idx == ZONE_NORMAL
+        ]
+        env.process(sampler(env, watched, p.memory.sample, warmup, end, fig))
+
+    def window_start() -> Generator[simpy.Event, None, None]:
+        yield env.timeout(warmup)
+        reclaim.reset_stats()
+
+    if warmup > 0:
+        env.process(window_start())
+    ctx.measure_window(warmup, m.cpus)
+    env.run()
+
+    st = serv.stats
+    lat = st.latency
+    aa = st.alloc_arg
+    ctx.pages_measured = st.alloc_arg_pages
+    rs = reclaim.stats
+    duration = ctx.scenario.duration
+    busy = sum(rq.busy_ns.values()) / (env.now * len(m.cpus)) if env.now > 0 else 0.0
+    return {
+        "ops_per_s": st.completed_in_window / (duration / 1e9),
+        "latency_us_p50": lat.quantile(0.5) / 1e3,
+        "latency_us_p99": lat.quantile(0.99) / 1e3,
+        "latency_us_p999": lat.quantile(0.999) / 1e3,
+        "latency_us_max": lat.max / 1e3,
+        "svc_alloc_arg_us_mean": aa.mean / 1e3,
+        "svc_alloc_arg_us_p50": aa.quantile(0.5) / 1e3,
+        "svc_alloc_arg_us_p99": aa.quantile(0.99) / 1e3,
+        "svc_alloc_arg_us_max": aa.max / 1e3,
+        "svc_alloc_arg_calls": aa.n,
+        "pages_per_call_mean": st.alloc_arg_pages / aa.n if aa.n else 0.0,
+        "partial_fills": st.partial_fills,
+        "nfsd_asleep_share": st.asleep_ns / (len(serv.threads) * duration),
+        "sleeps": st.sleeps,
+        "remote_node_allocs": m.stats.remote_node_allocs,
+        "requests": lat.n,
+        "bulk_calls": m.stats.bulk_calls,
+        "kswapd_wakeups": rs.kswapd_wakeups,
+        "kswapd_reclaimed": rs.kswapd_reclaimed,
+        "direct_reclaims": rs.direct_reclaims,
+        "direct_reclaimed": rs.direct_reclaimed,
+        "direct_reclaim_us": rs.direct_reclaim_ns / 1e3,
+        "background_pages": fig.background_pages,
+        "background_failures": fig.background_failures,
+        "free_pages_min": fig.free_min if fig.samples else -1,
+        "below_low_share": fig.samples_below_low / fig.samples if fig.samples else 0.0,
+        "below_min_share": fig.samples_below_min / fig.samples if fig.samples else 0.0,
+        "cpu_busy_share": busy,
+    }
+
+
+def background(
+    ctx: PointContext,
+    m: Machine,
+    rq: RunQueues,
+    bg: Background,
+    end: float,
+    fig: Figures,
+) -> Generator[simpy.Event, None, None]:
+    """A competing allocator on one CPU: `burst` single-page allocations (alloc_pages_node with
+    bg.gfp, so it wakes kswapd and direct-reclaims like any GFP_KERNEL caller) every burst/rate
+    seconds on average, until the window ends. Pages are kept, or freed after `hold`."""
+    env = m.env
+    rng = ctx.rng("background")
+    cpu = m.cpus[bg.cpu] if bg.cpu is not None else _node_cpus(m, bg.node)[-1]
+    gfp = BACKGROUND_GFP[bg.gfp]
+    gap = bg.burst / bg.rate * 1e9
+    held: deque[tuple[float, list[int]]] = deque()
+    while True:
+        yield env.timeout(float(rng.exponential(gap)) if bg.pattern == "poisson" else gap)
+        if env.now >= end:
+            return
+        yield from rq.acquire(cpu, THREAD)
+        got: list[int] = []
+        for _ in range(bg.burst):
+            page = yield from alloc_pages_node(cpu, gfp, bg.node)
+            if page is None:
+                fig.background_failures += 1
+                continue
+            got.append(page)
+        if bg.hold is not None:
+            held.append((env.now + bg.hold, got))
+            while held and held[0][0] <= env.now:
+                for pfn in held.popleft()[1]:
+                    yield from free_unref_page(cpu, pfn)
+        yield from rq.release(cpu)
+        if env.now >= ctx.scenario.warmup:
+            fig.background_pages += len(got)
+
+
+def sampler(
+    env: simpy.Environment, zones: list[Any], every: float, start: float, end: float, fig: Figures
+) -> Generator[simpy.Event, None, None]:
+    """Sample the watched zones' free pages (the counter the watermark checks read)."""
+    yield env.timeout(start)
+    while env.now < end:
+        for z in zones:
+            free = zone_page_state(z, NR_FREE_PAGES)
+            fig.free_min = min(fig.free_min, free)
+            fig.samples += 1
+            fig.samples_below_low += free <= z.low_wmark
+            fig.samples_below_min += free <= z.min_wmark
+        yield env.timeout(every)
+
+
+WORKLOAD = Workload(
+    "nfs",
+    NfsParams,
+    run,
+    check,
+    summary=(
+        "ops_per_s",
+        "svc_alloc_arg_us_mean",
+        "svc_alloc_arg_us_p99",
+        "latency_us_p50",
+        "latency_us_p99",
+        "latency_us_p999",
+        "partial_fills",
+        "sleeps",
+        "remote_node_allocs",
+    ),
+)

@@ -1,0 +1,68 @@
+"""Shared fixtures: small test machines, a machine factory and a way to run kernel paths to the end.
+
+Hardware files (tests/data/):
+- tiny-2node.yaml: 2 sockets x 2 CPUs; node 0 has 256 MiB (DMA, DMA32 and Normal zones),
+  node 1 has 128 MiB (Normal). Every zone is small, so pcp batch/high come out of
+  zone_batchsize() as 7/42 (DMA: 1/0) and a balloon can put a zone at its watermarks cheaply.
+- tiny-1node.yaml: 1 node, 2 CPUs, 2 GiB: DMA32 and Normal get the kernel's usual 63/378.
+Both use the reference profile's calibration, at the reference clock (work scales by 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import simpy
+
+from simulator.hardware import Hardware, load_hardware
+from simulator.machine.cpu import CPU
+from simulator.machine.machine import KernelConfig, Machine, build_machine
+
+DATA = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+TINY_2NODE = DATA / "tiny-2node.yaml"
+TINY_1NODE = DATA / "tiny-1node.yaml"
+BROADWELL = ROOT / "hardware" / "broadwell-e5-1650v4.yaml"
+SKYLAKE = ROOT / "hardware" / "skylake-sp-2s.yaml"
+PAGE_BENCH_SCENARIO = ROOT / "scenarios" / "page_bench.yaml"
+
+
+@cache
+def hardware(path: Path) -> Hardware:
+    """A hardware file, loaded once per test process (Hardware is frozen)."""
+    return load_hardware(path)
+
+
+def new_machine(path: Path = TINY_2NODE, **kconfig: Any) -> Machine:
+    """A freshly booted machine on its own SimPy environment."""
+    return build_machine(simpy.Environment(), hardware(path), KernelConfig(**kconfig))
+
+
+def run_on(cpu: CPU, gen: Generator[simpy.Event, None, Any]) -> Any:
+    """Run one kernel path on `cpu` to completion and return its value.
+
+    The CPU's pending work is synced at the end, so the next path (on any CPU) starts after it in
+    simulated time. Nothing else may be scheduled on the environment."""
+
+    def proc() -> Generator[simpy.Event, None, Any]:
+        value = yield from gen
+        yield cpu.sync()
+        return value
+
+    env = cpu.env
+    p = env.process(proc())
+    env.run()
+    assert p.triggered, "the kernel path did not finish (a process is still waiting)"
+    return p.value
+
+
+@pytest.fixture
+def machine() -> Callable[..., Machine]:
+    """Factory: machine(path=TINY_2NODE, **KernelConfig fields) -> a freshly booted Machine.
+
+    (Hypothesis tests, which cannot take function-scoped fixtures, call new_machine directly.)"""
+    return new_machine

@@ -1,0 +1,251 @@
+"""The cache model (simulator/machine/cache.py): where a line is, what touching it costs, and the
+scalar and vectorised paths agreeing exactly.
+
+The machine is tests/data/tiny-2node.yaml: CPUs 0-1 on socket/node/LLC 0, CPUs 2-3 on 1; L1 4 KiB
+(64 lines), L2 32 KiB (512 lines), L3 256 KiB (4096 lines); 4/13/45 cycles at 3.6 GHz; DRAM 80 ns
+local, 130 ns remote; same-LLC transfer 45 ns, cross-socket 130 ns. Costs are beyond an L1 hit.
+"""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+from conftest import TINY_2NODE, hardware
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.machine import cache as cache_mod
+from simulator.machine.cache import (
+    CHUNK,
+    DRAM_LOCAL,
+    DRAM_REMOTE,
+    L1,
+    L2,
+    LLC,
+    REUSE_WINDOW,
+    XFER_LOCAL,
+    XFER_REMOTE,
+    CacheModel,
+    LineRegistry,
+)
+
+CLOCK = 3.6
+L1_NS = 4 / CLOCK
+L2_COST = (13 - 4) / CLOCK
+LLC_COST = (45 - 4) / CLOCK
+DRAM_LOCAL_COST = 80 - L1_NS
+DRAM_REMOTE_COST = 130 - L1_NS
+XFER_SAME_LLC = 45 - L1_NS
+XFER_CROSS = 130 - L1_NS
+L1_LINES, L2_LINES, LLC_LINES = 64, 512, 4096
+
+NODE0_END = (4 << 30 >> 12) + 32768  # node 0's Normal zone ends at 4 GiB + 128 MiB
+NODE1_END = NODE0_END + 32768
+P = 1000  # a node-0 struct page line
+REMOTE_P = NODE0_END + 5  # a node-1 struct page line
+FILLER = 1 << 20  # node-0 pfns used to age the caches, far from P
+
+
+def new_cache() -> tuple[CacheModel, LineRegistry]:
+    reg = LineRegistry()
+    return CacheModel(hardware(TINY_2NODE), reg, [NODE0_END, NODE1_END]), reg
+
+
+def level_of(c: CacheModel, cpu: int, lines: list[int], write: bool = True) -> tuple[float, int]:
+    """Touch `lines` on `cpu`; returns (cost, the level of the last line)."""
+    before = c.level_counts[cpu].copy()
+    cost = c.access(cpu, lines, write)
+    diff = c.level_counts[cpu] - before
+    assert diff.sum() == len(lines)
+    return cost, int(np.flatnonzero(diff)[-1]) if len(lines) == 1 else -1
+
+
+def age(c: CacheModel, cpu: int, n: int, base: int = FILLER) -> None:
+    """`cpu` touches n distinct other lines (vectorised in big steps)."""
+    for start in range(0, n, 2048):
+        c.access(cpu, np.arange(base + start, base + min(n, start + 2048), dtype=np.int64))
+
+
+def test_latencies_from_the_hardware_file():
+    c, _ = new_cache()
+    assert (c.l1_lines, c.l2_lines, c.llc_lines) == (L1_LINES, L2_LINES, LLC_LINES)
+    assert c.lat_l2 == pytest.approx(L2_COST)
+    assert c.lat_llc == pytest.approx(LLC_COST)
+    assert c.xfer[0][1] == pytest.approx(XFER_SAME_LLC)
+    assert c.xfer[0][2] == pytest.approx(XFER_CROSS)
+    assert c.dram[0][1] == pytest.approx(DRAM_REMOTE_COST)
+
+
+def test_first_touch_is_local_dram_then_l1():
+    c, _ = new_cache()
+    assert level_of(c, 0, [P]) == (pytest.approx(DRAM_LOCAL_COST), DRAM_LOCAL)
+    assert level_of(c, 0, [P]) == (0.0, L1)
+    # a repeat inside one batch costs nothing after its first touch
+    assert c.access(0, [P + 1, P + 1, P + 1]) == pytest.approx(DRAM_LOCAL_COST)
+
+
+@pytest.mark.parametrize(
+    ("others", "level", "cost"),
+    [
+        (REUSE_WINDOW - 1, L1, 0.0),  # still hot: does not age anything
+        (L1_LINES - 1, L1, 0.0),
+        (L1_LINES, L2, L2_COST),
+        (L2_LINES - 1, L2, L2_COST),
+        (L2_LINES, LLC, LLC_COST),
+        (LLC_LINES - 1, LLC, LLC_COST),
+        (LLC_LINES, DRAM_LOCAL, DRAM_LOCAL_COST),
+    ],
+)
+def test_reuse_distance_picks_the_level(others, level, cost):
+    c, _ = new_cache()
+    c.access(0, [P])
+    age(c, 0, others)
+    got_cost, got_level = level_of(c, 0, [P])
+    assert got_level == level
+    assert got_cost == pytest.approx(cost)
+
+
+def test_other_cpu_of_the_same_llc_pays_a_transfer():
+    c, _ = new_cache()
+    c.access(0, [P])
+    assert level_of(c, 1, [P]) == (pytest.approx(XFER_SAME_LLC), XFER_LOCAL)
+    # the line moved: cpu1 owns it now, cpu0 pays the transfer back
+    assert level_of(c, 1, [P]) == (0.0, L1)
+    assert level_of(c, 0, [P]) == (pytest.approx(XFER_SAME_LLC), XFER_LOCAL)
+
+
+def test_other_socket_pays_cross_socket():
+    c, _ = new_cache()
+    c.access(0, [P])
+    assert level_of(c, 2, [P]) == (pytest.approx(XFER_CROSS), XFER_REMOTE)
+
+
+def test_line_aged_out_of_the_owner_but_in_the_shared_llc_is_an_llc_hit():
+    c, _ = new_cache()
+    c.access(0, [P])
+    age(c, 0, L2_LINES)  # out of cpu0's L2, still in LLC 0
+    assert level_of(c, 1, [P]) == (pytest.approx(LLC_COST), LLC)
+    c2, _ = new_cache()
+    c2.access(0, [P])
+    age(c2, 0, L2_LINES)
+    # from the other socket it is a cross-socket transfer out of LLC 0
+    assert level_of(c2, 2, [P]) == (pytest.approx(XFER_CROSS), XFER_REMOTE)
+    c3, _ = new_cache()
+    c3.access(0, [P])
+    age(c3, 1, LLC_LINES)  # cpu1 thrashes the shared LLC; cpu0's private copy stays
+    age(c3, 0, L2_LINES)
+    assert level_of(c3, 0, [P])[1] == DRAM_LOCAL
+
+
+def test_remote_node_page_first_touch_is_remote_dram():
+    c, _ = new_cache()
+    assert level_of(c, 0, [REMOTE_P]) == (pytest.approx(DRAM_REMOTE_COST), DRAM_REMOTE)
+    assert level_of(c, 2, [REMOTE_P + 1]) == (pytest.approx(DRAM_LOCAL_COST), DRAM_LOCAL)
+
+
+def test_metadata_line_shared_by_readers_invalidated_by_a_writer():
+    c, reg = new_cache()
+    line = reg.alloc("machine.node0.zone_normal.read_mostly", 0)
+    assert level_of(c, 0, [line], write=False) == (pytest.approx(DRAM_LOCAL_COST), DRAM_LOCAL)
+    # cpu1 finds the shared copy in their common LLC
+    assert level_of(c, 1, [line], write=False) == (pytest.approx(LLC_COST), LLC)
+    age(c, 0, REUSE_WINDOW)
+    age(c, 1, REUSE_WINDOW)
+    # both hold a copy: re-reading costs neither of them anything
+    assert level_of(c, 0, [line], write=False) == (0.0, L1)
+    assert level_of(c, 1, [line], write=False) == (0.0, L1)
+    # cpu0 writes: cpu1's copy is gone, its next read is a transfer from cpu0
+    assert level_of(c, 0, [line], write=True) == (0.0, L1)
+    age(c, 1, REUSE_WINDOW)
+    assert level_of(c, 1, [line], write=False) == (pytest.approx(XFER_SAME_LLC), XFER_LOCAL)
+    # the other socket's reader pulls it across; its LLC neighbour then shares that copy
+    assert level_of(c, 2, [line], write=False) == (pytest.approx(XFER_CROSS), XFER_REMOTE)
+    assert level_of(c, 3, [line], write=False) == (pytest.approx(LLC_COST), LLC)
+
+
+def test_written_metadata_line_moves_between_writers_at_the_transfer_cost():
+    """A lock word taken in turn by two cores of one LLC: each hand-off is a cache-to-cache
+    transfer of a Modified line (coherence.same_llc), not an LLC hit (lock.py's premise)."""
+    c, reg = new_cache()
+    lock = reg.alloc("machine.node0.zone_normal.lock", 0)
+    c.access(0, [lock])
+    for cpu in (1, 0, 1, 0):
+        age(c, cpu, REUSE_WINDOW)
+        assert level_of(c, cpu, [lock]) == (pytest.approx(XFER_SAME_LLC), XFER_LOCAL)
+    age(c, 2, REUSE_WINDOW)
+    assert level_of(c, 2, [lock]) == (pytest.approx(XFER_CROSS), XFER_REMOTE)
+    # a remote node's metadata line read from DRAM is remote DRAM
+    far = reg.alloc("machine.node1.zone_normal.read_mostly", 1)
+    assert level_of(c, 0, [far], write=False) == (pytest.approx(DRAM_REMOTE_COST), DRAM_REMOTE)
+
+
+@pytest.mark.parametrize(("misses", "hits"), [(1, 0), (3, 2), (10, 0), (25, 4)])
+def test_overlapped_divides_by_min_of_misses_and_fill_buffers(misses, hits):
+    c, _ = new_cache()
+    hot = list(range(P, P + hits))
+    c.access(0, hot)
+    lines = hot + list(range(P + 100, P + 100 + misses))
+    expected = misses * DRAM_LOCAL_COST / min(misses, 10)  # fill_buffers: 10
+    assert c.overlapped(0, lines) == pytest.approx(expected)
+    assert c.overlapped(0, []) == 0.0
+
+
+# ---- scalar and vector paths: the same numbers, the same state --------------------------------
+
+# Page lines around two chunk boundaries and on both nodes, so batches cross chunks.
+UNIVERSE = (
+    list(range(CHUNK - 40, CHUNK + 40))
+    + list(range(3 * CHUNK - 10, 3 * CHUNK + 10))
+    + list(range(NODE0_END - 10, NODE0_END + 30))
+)
+
+batches = st.lists(
+    st.tuples(
+        st.integers(0, 3),  # cpu
+        st.lists(st.sampled_from(UNIVERSE), min_size=1, max_size=80),
+        st.integers(0, 40),  # other lines touched before the batch (advance)
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _state(c: CacheModel) -> tuple:
+    chunks = {
+        cid: (ch.owner.tolist(), ch.stamp.tolist(), ch.lstamp.tolist()) for cid, ch in c._chunks.items()
+    }
+    return list(c.clock), list(c.llc_clock), chunks, c.level_counts.tolist()
+
+
+def _price(c: CacheModel, seq, vector_min: int, as_array: bool) -> list[float]:
+    costs = []
+    with mock.patch.object(cache_mod, "VECTOR_MIN", vector_min):
+        for cpu, lines, adv in seq:
+            c.advance(cpu, adv)
+            arg = np.asarray(lines, dtype=np.int64) if as_array else list(lines)
+            costs.append(c.access(cpu, arg))
+    return costs
+
+
+@settings(max_examples=150, deadline=None)
+@given(seq=batches, as_array=st.booleans())
+def test_scalar_and_vector_paths_agree(seq, as_array):
+    scalar, _ = new_cache()
+    vector, _ = new_cache()
+    cs = _price(scalar, seq, 10**9, as_array)
+    cv = _price(vector, seq, 1, as_array)
+    assert cs == pytest.approx(cv, abs=1e-9, rel=0)
+    assert _state(scalar) == _state(vector)
+
+
+def test_batch_crossing_chunks_keeps_hot_lines_hot_in_both_paths():
+    """Hotness is judged against the CPU's clock when the batch began, in every chunk of it."""
+    seq = [(0, [P], 0), (0, [*range(CHUNK + 1, CHUNK + 21), P], 0)]
+    scalar, _ = new_cache()
+    vector, _ = new_cache()
+    _price(scalar, seq, 10**9, True)
+    _price(vector, seq, 1, True)
+    assert scalar.clock[0] == 21  # P was hot: 1 + 20 fresh lines
+    assert _state(scalar) == _state(vector)
