@@ -93,7 +93,7 @@ def reset_stats(m: Machine) -> None:
     from simulator.machine.machine import AllocStats
 
     m.stats = AllocStats()
-    m.cache.level_counts[:] = 0
+    m.cache.reset_counts()
     for z in m.zones:
         lk = z.lock
         lk.acquisitions = lk.contended = 0

@@ -35,20 +35,44 @@ def bucket_mid(b: np.ndarray) -> np.ndarray:
     return np.where(b == 0, 0.0, 10.0 ** (_LOG_LOW + (b - 0.5) / BUCKETS_PER_DECADE))
 
 
+PENDING = 2048  # single values buffered before they are bucketed in one vectorised step
+
+
 class Histogram:
     """Counts, sum and exact max of non-negative durations (ns), in log buckets."""
 
-    __slots__ = ("counts", "n", "total", "max")
+    __slots__ = ("_counts", "_pending", "n", "total", "max")
 
     def __init__(self) -> None:
-        self.counts = np.zeros(NBUCKETS, dtype=np.int64)
+        self._counts = np.zeros(NBUCKETS, dtype=np.int64)
+        self._pending: list[float] = []
         self.n = 0
         self.total = 0.0
         self.max = 0.0
 
+    @property
+    def counts(self) -> np.ndarray:
+        """Occurrences per bucket."""
+        if self._pending:
+            self._flush()
+        return self._counts
+
+    def _flush(self) -> None:
+        v = np.asarray(self._pending, dtype=np.float64)
+        self._pending.clear()
+        b = ((np.log10(np.maximum(v, LOW_NS)) - _LOG_LOW) * BUCKETS_PER_DECADE).astype(np.int64) + 1
+        b[v < LOW_NS] = 0
+        np.clip(b, 0, NBUCKETS - 1, out=b)
+        self._counts += np.bincount(b, minlength=NBUCKETS)
+
     def add(self, value: float, weight: int = 1) -> None:
         """Record `weight` occurrences of `value`."""
-        self.counts[_bucket(value)] += weight
+        if weight == 1:
+            self._pending.append(value)
+            if len(self._pending) >= PENDING:
+                self._flush()
+        else:
+            self._counts[_bucket(value)] += weight
         self.n += weight
         self.total += value * weight
         if value > self.max:
@@ -63,7 +87,7 @@ class Histogram:
         b = ((np.log10(safe) - _LOG_LOW) * BUCKETS_PER_DECADE).astype(np.int64) + 1
         b[v < LOW_NS] = 0
         np.clip(b, 0, NBUCKETS - 1, out=b)
-        self.counts += np.bincount(b, minlength=NBUCKETS)
+        self._counts += np.bincount(b, minlength=NBUCKETS)
         self.n += len(v)
         self.total += float(v.sum())
         m = float(v.max())
@@ -71,7 +95,9 @@ class Histogram:
             self.max = m
 
     def merge(self, other: Histogram) -> None:
-        self.counts += other.counts
+        if self._pending:
+            self._flush()
+        self._counts += other.counts
         self.n += other.n
         self.total += other.total
         self.max = max(self.max, other.max)

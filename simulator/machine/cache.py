@@ -70,9 +70,10 @@ class _Chunk:
     Stored in array.array buffers so the scalar path reads plain ints; `np_*` are numpy views
     of the same memory for the vectorised path."""
 
-    __slots__ = ("owner", "stamp", "lstamp", "np_owner", "np_stamp", "np_lstamp")
+    __slots__ = ("owner", "stamp", "lstamp", "np_owner", "np_stamp", "np_lstamp", "home")
 
-    def __init__(self) -> None:
+    def __init__(self, home: int) -> None:
+        self.home = home  # the NUMA node of every pfn in the chunk, or -1 if it straddles two
         self.owner = array("q", [NO_OWNER]) * CHUNK
         self.stamp = array("q", [0]) * CHUNK
         self.lstamp = array("q", [0]) * CHUNK
@@ -123,7 +124,7 @@ class CacheModel:
 
         self.clock = [0] * n
         self.llc_clock = [0] * self.nllc
-        self.level_counts = np.zeros((n, len(LEVEL_NAMES)), dtype=np.int64)
+        self._counts = [[0] * len(LEVEL_NAMES) for _ in range(n)]  # [cpu][level]
         self._chunks: dict[int, _Chunk] = {}
         self.registry = registry
         # metadata line state, one row per registered line (grown on demand)
@@ -149,6 +150,15 @@ class CacheModel:
             self.m_dirty.append(False)
 
     # ---- public -----------------------------------------------------------------------------
+    @property
+    def level_counts(self) -> np.ndarray:
+        """Accesses per CPU and level (L1 ... DRAM_REMOTE) since the last reset_counts()."""
+        return np.array(self._counts, dtype=np.int64)
+
+    def reset_counts(self) -> None:
+        for row in self._counts:
+            row[:] = [0] * len(LEVEL_NAMES)
+
     def access(self, cpu: int, lines: list[int] | np.ndarray, write: bool = True) -> float:
         """Touch `lines` in program order on `cpu`; returns the cost in ns beyond L1 hits.
 
@@ -161,7 +171,7 @@ class CacheModel:
         elif len(lines) >= VECTOR_MIN:
             return self._access_vector(cpu, np.asarray(lines, dtype=np.int64), write)
         uniq = dict.fromkeys(lines)
-        counts = self.level_counts[cpu]
+        counts = self._counts[cpu]
         counts[L1] += len(lines) - len(uniq)
         total = 0.0
         c0 = self.clock[cpu]
@@ -179,7 +189,7 @@ class CacheModel:
         so n misses take about sum(cost) / min(n, fill_buffers)."""
         total = 0.0
         misses = 0
-        counts = self.level_counts[cpu]
+        counts = self._counts[cpu]
         c0 = self.clock[cpu]
         for ln in dict.fromkeys(lines):
             if ln >= META_BASE:
@@ -221,12 +231,18 @@ class CacheModel:
                 return i
         return len(self.node_end_pfn) - 1
 
+    def _new_chunk(self, cid: int) -> _Chunk:
+        lo = self._home(cid << CHUNK_SHIFT)
+        hi = self._home(((cid + 1) << CHUNK_SHIFT) - 1)
+        ch = self._chunks[cid] = _Chunk(lo if lo == hi else -1)
+        return ch
+
     # ---- scalar path ------------------------------------------------------------------------
     def _page_one(self, cpu: int, pfn: int, c0: int) -> tuple[float, int]:
         """One struct page line; `c0` is the CPU's clock when the batch began (hotness)."""
         ch = self._chunks.get(pfn >> CHUNK_SHIFT)
         if ch is None:
-            ch = self._chunks[pfn >> CHUNK_SHIFT] = _Chunk()
+            ch = self._new_chunk(pfn >> CHUNK_SHIFT)
         off = pfn & (CHUNK - 1)
         owner = ch.owner[off]
         stamp = ch.stamp[off]
@@ -234,7 +250,8 @@ class CacheModel:
             ch.stamp[off] = self.clock[cpu]
             ch.lstamp[off] = self.llc_clock[self.cpu_llc[cpu]]
             return 0.0, L1
-        cost, lvl = self._where(cpu, owner, stamp, ch.lstamp[off], self._home(pfn))
+        home = ch.home if ch.home >= 0 else self._home(pfn)
+        cost, lvl = self._where(cpu, owner, stamp, ch.lstamp[off], home)
         llc = self.cpu_llc[cpu]
         self.clock[cpu] += 1
         self.llc_clock[llc] += 1
@@ -298,7 +315,7 @@ class CacheModel:
         uniq, first = np.unique(arr, return_index=True)
         order = np.argsort(first, kind="stable")
         uniq = uniq[order]
-        counts = self.level_counts[cpu]
+        counts = self._counts[cpu]
         counts[L1] += arr.size - uniq.size
         meta = uniq >= META_BASE
         total = 0.0
@@ -325,7 +342,7 @@ class CacheModel:
         began (hotness is judged against it, as the scalar path does, in every run)."""
         ch = self._chunks.get(cid)
         if ch is None:
-            ch = self._chunks[cid] = _Chunk()
+            ch = self._new_chunk(cid)
         off = pfns & (CHUNK - 1)
         o = ch.np_owner[off]
         s = ch.np_stamp[off]
@@ -346,7 +363,11 @@ class CacheModel:
         o_llc = self._np_llc[oc]
         llc_now = np.where(o_llc == my_llc, llc_clock[my_llc] + excl, llc_clock[o_llc])
         in_llc = has & ~in_priv & (llc_now - ls < self.llc_lines)
-        home = np.minimum(np.searchsorted(self._np_node_end, pfns, side="right"), len(self.node_end_pfn) - 1)
+        if ch.home >= 0:
+            home = np.full(pfns.size, ch.home, dtype=np.int64)
+        else:
+            home = np.searchsorted(self._np_node_end, pfns, side="right")
+            home = np.minimum(home, len(self.node_end_pfn) - 1)
         node = self.cpu_node[cpu]
         cost = self._np_dram[node][home]
         lvl = np.where(home == node, DRAM_LOCAL, DRAM_REMOTE)
@@ -368,5 +389,7 @@ class CacheModel:
         nfresh = int(ranks[-1])
         self.clock[cpu] += nfresh
         self.llc_clock[my_llc] += nfresh
-        self.level_counts[cpu] += np.bincount(lvl, minlength=len(LEVEL_NAMES))
+        counts = self._counts[cpu]
+        for k, v in enumerate(np.bincount(lvl, minlength=len(LEVEL_NAMES)).tolist()):
+            counts[k] += v
         return float(cost.sum())

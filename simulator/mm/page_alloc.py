@@ -16,7 +16,6 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import simpy
 
 from simulator.errors import InvariantError
@@ -276,11 +275,12 @@ def __rmqueue_pcplist(
         k = min(want - len(out), len(lst))
         taken = [lst.popleft() for _ in range(k)]
         # list_del(head entry): the page, the next entry's prev pointer, the list head in pcp
-        nxt = taken[1:] + [lst[0] if lst else pcp.line]
-        lines = np.empty(3 * k, dtype=np.int64)
-        lines[0::3] = pcp.line
-        lines[1::3] = taken
-        lines[2::3] = nxt
+        nxt = taken[1:]
+        nxt.append(lst[0] if lst else pcp.line)
+        lines: list[int] = []
+        head = pcp.line
+        for pg, nx in zip(taken, nxt):
+            lines += (head, pg, nx)
         cpu.touch(lines)
         cpu.spend(k * (c.rmqueue_page + (c.list_debug_check if debug else 0.0)))
         pcp.count -= k
@@ -449,10 +449,10 @@ def _list_add_pages(cpu: CPU, page_list: PageList, pages: list[int], debug: bool
     c = cpu.costs
     k = len(pages)
     prev_first = [page_list.pages[0] if page_list.pages else page_list.head_line, *pages[:-1]]
-    lines = np.empty(3 * k, dtype=np.int64)
-    lines[0::3] = pages
-    lines[1::3] = prev_first
-    lines[2::3] = page_list.head_line
+    lines: list[int] = []
+    head = page_list.head_line
+    for pg, pf in zip(pages, prev_first):
+        lines += (pg, pf, head)
     cpu.touch(lines)
     cpu.spend(k * (3 * c.list_line + (c.list_debug_check if debug else 0.0)))
     page_list.pages[:0] = pages[::-1]
