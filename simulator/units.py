@@ -167,3 +167,18 @@ def format_ns(value: float) -> str:
 Duration = Annotated[
     float, BeforeValidator(parse_ns), PlainSerializer(format_ns, return_type=str, when_used="json")
 ]
+
+
+def format_bytes(value: int) -> str:
+    """32768 -> '32 KiB' (exact), the inverse of parse_bytes."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        size = BYTE_UNITS[unit]
+        if value and value % size == 0:
+            return f"{value // size} {unit}"
+    return f"{value} B"
+
+
+# A size field of a YAML schema: parsed from "32 KiB", kept in bytes, written back with its unit.
+Size = Annotated[
+    int, BeforeValidator(parse_bytes), PlainSerializer(format_bytes, return_type=str, when_used="json")
+]

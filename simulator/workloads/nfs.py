@@ -21,11 +21,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import simpy
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.calibration import load_calibration
 from simulator.errors import ConfigError
@@ -46,14 +46,14 @@ from simulator.sunrpc.svc import (
     SvcServ,
     svc_rqst_pages,
 )
-from simulator.units import parse_bytes, parse_ns
+from simulator.units import Duration, Size
 from simulator.workloads import Workload
 
 if TYPE_CHECKING:
     from simulator.run import PointContext
 
-Ns = Annotated[float, BeforeValidator(parse_ns)]
-Bytes = Annotated[int, BeforeValidator(parse_bytes)]
+Ns = Duration
+Bytes = Size
 
 # Page cache allocations (filemap_alloc_page): __GFP_MOVABLE, may reclaim. Only ZONE_NORMAL and
 # below are populated in the modelled hosts, so the highest zone index it can use is ZONE_NORMAL.
