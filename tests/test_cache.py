@@ -240,12 +240,25 @@ def test_scalar_and_vector_paths_agree(seq, as_array):
     assert _state(scalar) == _state(vector)
 
 
-def test_batch_crossing_chunks_keeps_hot_lines_hot_in_both_paths():
-    """Hotness is judged against the CPU's clock when the batch began, in every chunk of it."""
-    seq = [(0, [P], 0), (0, [*range(CHUNK + 1, CHUNK + 21), P], 0)]
+@pytest.mark.parametrize(("between", "clock"), [(10, 11), (15, 16), (16, 18), (20, 22)])
+def test_reuse_window_counts_accesses_in_program_order_in_both_paths(between, clock):
+    """A line touched again after fewer than REUSE_WINDOW fresh lines is hot (does not age the
+    others), wherever the batch boundaries fall and whichever chunks the lines are in."""
+    seq = [(0, [P], 0), (0, [*range(CHUNK + 1, CHUNK + 1 + between), P], 0)]
     scalar, _ = new_cache()
     vector, _ = new_cache()
     _price(scalar, seq, 10**9, True)
     _price(vector, seq, 1, True)
-    assert scalar.clock[0] == 21  # P was hot: 1 + 20 fresh lines
+    assert scalar.clock[0] == clock
     assert _state(scalar) == _state(vector)
+
+
+def test_grouping_into_batches_changes_nothing():
+    """The same accesses priced as one batch or one by one leave the same costs and state."""
+    lines = [P, P + 1, P, *range(CHUNK, CHUNK + 30), P + 1, P, *range(5, 40), P]
+    one, _ = new_cache()
+    each, _ = new_cache()
+    total_one = one.access(0, lines)
+    total_each = sum(each.access(0, [ln]) for ln in lines)
+    assert total_one == pytest.approx(total_each, abs=1e-9)
+    assert _state(one) == _state(each)

@@ -160,29 +160,44 @@ class CacheModel:
             row[:] = [0] * len(LEVEL_NAMES)
 
     def access(self, cpu: int, lines: list[int] | np.ndarray, write: bool = True) -> float:
-        """Touch `lines` in program order on `cpu`; returns the cost in ns beyond L1 hits.
+        """Touch `lines` one after another on `cpu`; returns their cost in ns beyond L1 hits.
 
-        `write` matters for metadata lines: a write invalidates other CPUs' copies. A line
-        repeated in the batch costs nothing after its first touch."""
+        Every access counts in program order, repeats included: how a caller groups its
+        touches into calls changes nothing (a batch prices exactly what its accesses one by one
+        would). `write` matters for metadata lines: a write invalidates other CPUs' copies."""
+        n = len(lines)
+        if n >= VECTOR_MIN:
+            return float(self._access_vector(cpu, np.asarray(lines, dtype=np.int64), write).sum())
         if isinstance(lines, np.ndarray):
-            if lines.size >= VECTOR_MIN:
-                return self._access_vector(cpu, lines, write)
             lines = lines.tolist()
-        elif len(lines) >= VECTOR_MIN:
-            return self._access_vector(cpu, np.asarray(lines, dtype=np.int64), write)
-        uniq = dict.fromkeys(lines)
         counts = self._counts[cpu]
-        counts[L1] += len(lines) - len(uniq)
         total = 0.0
-        c0 = self.clock[cpu]
-        for ln in uniq:
+        for ln in lines:
             if ln >= META_BASE:
-                c, lvl = self._meta_one(cpu, ln - META_BASE, write, c0)
+                c, lvl = self._meta_one(cpu, ln - META_BASE, write)
             else:
-                c, lvl = self._page_one(cpu, ln, c0)
+                c, lvl = self._page_one(cpu, ln)
             counts[lvl] += 1
             total += c
         return total
+
+    def access_each(self, cpu: int, lines: list[int], write: bool | list[bool] = True) -> np.ndarray:
+        """Like access(), but returns each access's cost, for callers that attribute costs to the
+        calls of a vectorised run. `write` may be one flag per access."""
+        n = len(lines)
+        if n >= VECTOR_MIN:
+            return self._access_vector(cpu, np.asarray(lines, dtype=np.int64), write)
+        out = np.zeros(n)
+        counts = self._counts[cpu]
+        flags = write if isinstance(write, list) else None
+        for k, ln in enumerate(lines):
+            if ln >= META_BASE:
+                c, lvl = self._meta_one(cpu, ln - META_BASE, flags[k] if flags is not None else bool(write))
+            else:
+                c, lvl = self._page_one(cpu, ln)
+            counts[lvl] += 1
+            out[k] = c
+        return out
 
     def overlapped(self, cpu: int, lines: list[int]) -> float:
         """Touch independent lines together (prefetches): up to `fill_buffers` misses overlap,
@@ -190,12 +205,11 @@ class CacheModel:
         total = 0.0
         misses = 0
         counts = self._counts[cpu]
-        c0 = self.clock[cpu]
         for ln in dict.fromkeys(lines):
             if ln >= META_BASE:
-                c, lvl = self._meta_one(cpu, ln - META_BASE, True, c0)
+                c, lvl = self._meta_one(cpu, ln - META_BASE, True)
             else:
-                c, lvl = self._page_one(cpu, ln, c0)
+                c, lvl = self._page_one(cpu, ln)
             counts[lvl] += 1
             if c > 0:
                 misses += 1
@@ -238,15 +252,15 @@ class CacheModel:
         return ch
 
     # ---- scalar path ------------------------------------------------------------------------
-    def _page_one(self, cpu: int, pfn: int, c0: int) -> tuple[float, int]:
-        """One struct page line; `c0` is the CPU's clock when the batch began (hotness)."""
+    def _page_one(self, cpu: int, pfn: int) -> tuple[float, int]:
+        """One access to a struct page line."""
         ch = self._chunks.get(pfn >> CHUNK_SHIFT)
         if ch is None:
             ch = self._new_chunk(pfn >> CHUNK_SHIFT)
         off = pfn & (CHUNK - 1)
         owner = ch.owner[off]
         stamp = ch.stamp[off]
-        if owner == cpu and c0 - stamp < REUSE_WINDOW:
+        if owner == cpu and self.clock[cpu] - stamp < REUSE_WINDOW:
             ch.stamp[off] = self.clock[cpu]
             ch.lstamp[off] = self.llc_clock[self.cpu_llc[cpu]]
             return 0.0, L1
@@ -260,8 +274,8 @@ class CacheModel:
         ch.lstamp[off] = self.llc_clock[llc]
         return cost, lvl
 
-    def _meta_one(self, cpu: int, i: int, write: bool, c0: int) -> tuple[float, int]:
-        """One metadata line (registry index `i`); `c0` as for _page_one."""
+    def _meta_one(self, cpu: int, i: int, write: bool) -> tuple[float, int]:
+        """One access to a metadata line (registry index `i`)."""
         if i >= len(self.m_wver):
             self._grow_meta()
         wv = self.m_wver[i]
@@ -269,7 +283,7 @@ class CacheModel:
         my_stamp = self.m_stamp[i][cpu]
         mine = self.m_seen[i][cpu] == wv
         d = self.clock[cpu] - my_stamp
-        if mine and c0 - my_stamp < REUSE_WINDOW:
+        if mine and d < REUSE_WINDOW:
             cost, lvl, fresh = 0.0, L1, False
         else:
             fresh = True
@@ -311,85 +325,152 @@ class CacheModel:
         return cost, lvl
 
     # ---- vectorised path --------------------------------------------------------------------
-    def _access_vector(self, cpu: int, arr: np.ndarray, write: bool) -> float:
-        uniq, first = np.unique(arr, return_index=True)
-        order = np.argsort(first, kind="stable")
-        uniq = uniq[order]
-        counts = self._counts[cpu]
-        counts[L1] += arr.size - uniq.size
-        meta = uniq >= META_BASE
-        total = 0.0
-        # metadata lines are few even in a big batch: price them one by one, in order, first
-        c0 = self.clock[cpu]
-        for ln in uniq[meta].tolist():
-            c, lvl = self._meta_one(cpu, ln - META_BASE, write, c0)
-            counts[lvl] += 1
-            total += c
-        pages = uniq[~meta]
-        if pages.size:
-            cids = pages >> CHUNK_SHIFT
-            if cids[0] == cids[-1] and (cids == cids[0]).all():
-                total += self._page_chunk_vector(cpu, int(cids[0]), pages, c0)
-            else:
-                # keep program order across chunks: split into runs of one chunk
-                cuts = np.flatnonzero(np.diff(cids)) + 1
-                for run in np.split(pages, cuts):
-                    total += self._page_chunk_vector(cpu, int(run[0] >> CHUNK_SHIFT), run, c0)
-        return total
+    def _access_vector(self, cpu: int, arr: np.ndarray, writes: bool | list[bool]) -> np.ndarray:
+        """Price a sequence of accesses exactly as the scalar path would, one by one; returns each
+        access's cost.
 
-    def _page_chunk_vector(self, cpu: int, cid: int, pfns: np.ndarray, c0: int) -> float:
-        """One run of page lines inside one chunk; `c0` is the CPU's clock when the whole batch
-        began (hotness is judged against it, as the scalar path does, in every run)."""
-        ch = self._chunks.get(cid)
-        if ch is None:
-            ch = self._new_chunk(cid)
-        off = pfns & (CHUNK - 1)
-        o = ch.np_owner[off]
-        s = ch.np_stamp[off]
-        ls = ch.np_lstamp[off]
-        clock = np.array(self.clock, dtype=np.int64)
-        llc_clock = np.array(self.llc_clock, dtype=np.int64)
-        my_llc = self.cpu_llc[cpu]
-        mine = o == cpu
-        hot = mine & (c0 - s < REUSE_WINDOW)
-        fresh = ~hot
-        ranks = np.cumsum(fresh)
-        excl = ranks - fresh  # fresh lines touched before this one in the batch
-        has = o >= 0
-        oc = np.where(has, o, 0)
-        # this CPU's clocks advance along the batch, exactly as the scalar path's do
-        priv_d = np.where(mine, clock[cpu] + excl, clock[oc]) - s
-        in_priv = has & (priv_d < self.l2_lines)
-        o_llc = self._np_llc[oc]
-        llc_now = np.where(o_llc == my_llc, llc_clock[my_llc] + excl, llc_clock[o_llc])
-        in_llc = has & ~in_priv & (llc_now - ls < self.llc_lines)
-        if ch.home >= 0:
-            home = np.full(pfns.size, ch.home, dtype=np.int64)
-        else:
-            home = np.searchsorted(self._np_node_end, pfns, side="right")
-            home = np.minimum(home, len(self.node_end_pfn) - 1)
-        node = self.cpu_node[cpu]
-        cost = self._np_dram[node][home]
-        lvl = np.where(home == node, DRAM_LOCAL, DRAM_REMOTE)
-        other = (in_priv & ~mine) | (in_llc & (o_llc != my_llc))
-        cost = np.where(other, self._np_xfer[cpu][oc], cost)
-        lvl = np.where(other, self._np_xfer_level[cpu][oc], lvl)
-        same_llc = in_llc & (o_llc == my_llc)
-        cost = np.where(same_llc, self.lat_llc, cost)
-        lvl = np.where(same_llc, LLC, lvl)
-        own = in_priv & mine
-        l1 = own & (priv_d < self.l1_lines)
-        cost = np.where(own, np.where(l1, 0.0, self.lat_l2), cost)
-        lvl = np.where(own, np.where(l1, L1, L2), lvl)
-        cost = np.where(hot, 0.0, cost)
-        lvl = np.where(hot, L1, lvl)
-        ch.np_owner[off] = cpu
-        ch.np_stamp[off] = clock[cpu] + ranks
-        ch.np_lstamp[off] = llc_clock[my_llc] + ranks
-        nfresh = int(ranks[-1])
-        self.clock[cpu] += nfresh
-        self.llc_clock[my_llc] += nfresh
+        Whether an access is "fresh" (ages the others) depends on how many fresh accesses came
+        before it, so the fresh flags are a fixed point: start from "none fresh" and recompute
+        until stable. Each round can only add fresh accesses, and the sequential answer is the
+        only fixed point, so this ends at it (in two or three rounds in practice)."""
+        n = arr.size
+        w = np.broadcast_to(np.asarray(writes, dtype=bool), (n,))
+        _, inv = np.unique(arr, return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        same = inv[order[1:]] == inv[order[:-1]]
+        prev = np.full(n, -1, dtype=np.int64)
+        prev[order[1:][same]] = order[:-1][same]
+        is_last = np.ones(n, dtype=bool)
+        is_last[order[:-1][same]] = False
+        first = prev < 0
+        pprev = np.where(first, 0, prev)
+        is_meta = arr >= META_BASE
+        if is_meta.any() and int(arr[is_meta].max()) - META_BASE >= len(self.m_wver):
+            self._grow_meta()
+        # state before the batch, at each line's first access
+        own0 = np.full(n, NO_OWNER, dtype=np.int64)
+        s0 = np.zeros(n, dtype=np.int64)
+        ls0 = np.zeros(n, dtype=np.int64)
+        home = np.zeros(n, dtype=np.int64)
+        pf = np.flatnonzero(first & ~is_meta)
+        if pf.size:
+            pfns = arr[pf]
+            cids = pfns >> CHUNK_SHIFT
+            for cid in np.unique(cids).tolist():
+                sel = pf[cids == cid]
+                ch = self._chunks.get(cid) or self._new_chunk(cid)
+                off = arr[sel] & (CHUNK - 1)
+                own0[sel] = ch.np_owner[off]
+                s0[sel] = ch.np_stamp[off]
+                ls0[sel] = ch.np_lstamp[off]
+            home[pf] = np.minimum(
+                np.searchsorted(self._np_node_end, pfns, side="right"), len(self.node_end_pfn) - 1
+            )
+        mf = np.flatnonzero(first & is_meta)
+        for j in mf.tolist():
+            i = int(arr[j]) - META_BASE
+            if self.m_seen[i][cpu] == self.m_wver[i]:
+                own0[j] = cpu
+            s0[j] = self.m_stamp[i][cpu]
+        mine0 = own0 == cpu
+        c0 = self.clock[cpu]
+        llc = self.cpu_llc[cpu]
+        l0 = self.llc_clock[llc]
+        f = np.zeros(n, dtype=np.int64)
+        for _ in range(n + 1):
+            cpos = c0 + np.cumsum(f) - f  # this CPU's clock just before each access
+            s = np.where(first, s0, cpos[pprev] + f[pprev])
+            hot = np.where(first, mine0, True) & (cpos - s < REUSE_WINDOW)
+            nf = (~hot).astype(np.int64)
+            if np.array_equal(nf, f):
+                break
+            f = nf
+        cpos = c0 + np.cumsum(f) - f
+        lpos = l0 + (cpos - c0)  # this CPU's LLC clock advances with it within the batch
+        s = np.where(first, s0, cpos[pprev] + f[pprev])
+        ls = np.where(first, ls0, lpos[pprev] + f[pprev])
+        fresh = f.astype(bool)
+        cost = np.zeros(n)
+        lvl = np.full(n, L1, dtype=np.int64)
+        # fresh struct page accesses: where was the line?
+        pg = np.flatnonzero(fresh & ~is_meta)
+        if pg.size:
+            o = np.where(first[pg], own0[pg], cpu)
+            has = o >= 0
+            oc = np.where(has, o, 0)
+            clock = np.array(self.clock, dtype=np.int64)
+            llc_clock = np.array(self.llc_clock, dtype=np.int64)
+            o_llc = self._np_llc[oc]
+            priv_now = np.where(oc == cpu, cpos[pg], clock[oc])
+            llc_now = np.where(o_llc == llc, lpos[pg], llc_clock[o_llc])
+            priv_d = priv_now - s[pg]
+            in_priv = has & (priv_d < self.l2_lines)
+            in_llc = has & ~in_priv & (llc_now - ls[pg] < self.llc_lines)
+            hm = np.where(first[pg], home[pg], 0)
+            if (~first[pg]).any():
+                rep = ~first[pg]
+                hm[rep] = np.minimum(
+                    np.searchsorted(self._np_node_end, arr[pg][rep], side="right"), len(self.node_end_pfn) - 1
+                )
+            node = self.cpu_node[cpu]
+            c = self._np_dram[node][hm]
+            lv = np.where(hm == node, DRAM_LOCAL, DRAM_REMOTE)
+            other = (in_priv & (oc != cpu)) | (in_llc & (o_llc != llc))
+            c = np.where(other, self._np_xfer[cpu][oc], c)
+            lv = np.where(other, self._np_xfer_level[cpu][oc], lv)
+            sl = in_llc & (o_llc == llc)
+            c = np.where(sl, self.lat_llc, c)
+            lv = np.where(sl, LLC, lv)
+            own = in_priv & (oc == cpu)
+            l1 = own & (priv_d < self.l1_lines)
+            c = np.where(own, np.where(l1, 0.0, self.lat_l2), c)
+            lv = np.where(own, np.where(l1, L1, L2), lv)
+            cost[pg] = c
+            lvl[pg] = lv
+        # metadata accesses: few; the scalar code prices them, with the clocks set to where they
+        # stand in the batch and the line's state as its earlier accesses in the batch left it
+        meta_pos = np.flatnonzero(is_meta)
+        if meta_pos.size:
+            for j in meta_pos.tolist():
+                i = int(arr[j]) - META_BASE
+                if first[j] or fresh[j]:
+                    if not first[j]:
+                        q = int(prev[j])
+                        self.m_stamp[i][cpu] = int(cpos[q] + f[q])
+                        self.m_lstamp[i][llc] = int(lpos[q] + f[q])
+                    self.clock[cpu] = int(cpos[j])
+                    self.llc_clock[llc] = int(lpos[j])
+                    cost[j], lvl[j] = self._meta_one(cpu, i, bool(w[j]))
+                elif w[j]:
+                    # a hot rewrite: a new version, nothing to pay
+                    wv = self.m_wver[i] + 1
+                    self.m_wver[i] = wv
+                    self.m_writer[i] = cpu
+                    self.m_dirty[i] = True
+                    self.m_seen[i][cpu] = wv
+                    self.m_lver[i][llc] = wv
+        # final state: every line was last touched by this CPU at its last access
+        nfresh = int(f.sum())
+        end_c = cpos + f
+        end_l = lpos + f
+        last = np.flatnonzero(is_last & ~is_meta)
+        if last.size:
+            pfns = arr[last]
+            cids = pfns >> CHUNK_SHIFT
+            for cid in np.unique(cids).tolist():
+                sel = last[cids == cid]
+                ch = self._chunks[cid]
+                off = arr[sel] & (CHUNK - 1)
+                ch.np_owner[off] = cpu
+                ch.np_stamp[off] = end_c[sel]
+                ch.np_lstamp[off] = end_l[sel]
+        for j in np.flatnonzero(is_last & is_meta).tolist():
+            i = int(arr[j]) - META_BASE
+            self.m_stamp[i][cpu] = int(end_c[j])
+            self.m_lstamp[i][llc] = int(end_l[j])
+        self.clock[cpu] = c0 + nfresh
+        self.llc_clock[llc] = l0 + nfresh
         counts = self._counts[cpu]
         for k, v in enumerate(np.bincount(lvl, minlength=len(LEVEL_NAMES)).tolist()):
             counts[k] += v
-        return float(cost.sum())
+        return cost

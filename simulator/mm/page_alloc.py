@@ -16,6 +16,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import simpy
 
 from simulator.errors import InvariantError
@@ -651,3 +652,121 @@ def check_pcp_consistent(pcp: PerCpuPages) -> None:
     """Invariant: pcp->count equals the pages on its lists."""
     if pcp.count != pcp.pages():
         raise InvariantError(f"{pcp.scope}: count {pcp.count} but {pcp.pages()} pages on the lists")
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectorised runs of back-to-back calls. Callers that loop over pages with the single-page API
+# (5.11's page_pool slow path, 5.12's svc_alloc_arg, an SKB free per packet) use these: the calls
+# that take the fast path are priced together in one step, with one IRQ-off window each, exactly
+# as the per-call functions above price them; any call that needs more (a pcp refill or drain,
+# a watermark miss, the slow path) runs alone through the per-call function.
+# tests/test_runs.py checks a run against the loop it replaces.
+# ---------------------------------------------------------------------------------------------
+
+
+def alloc_pages_node_run(cpu: CPU, gfp: Gfp, nid: int, n: int) -> Generator[simpy.Event, None, list[int]]:
+    """`n` back-to-back alloc_pages_node(nid, gfp, 0) calls; returns the pages, stopping at the
+    first call that fails (as a caller's loop would)."""
+    m = cpu.machine
+    c = cpu.costs
+    debug = m.kconfig.debug_list
+    out: list[int] = []
+    while len(out) < n:
+        ac = prepare_alloc_pages(m, gfp, nid, None)
+        if ac is None:
+            break
+        zone = ac.zonelist[0]
+        alloc_flags = ALLOC_WMARK_LOW | alloc_flags_nofragment(m, zone)
+        pcp = zone.pcp[cpu.id]
+        lst = pcp.lists[ac.migratetype]
+        mark = zone.wmark_pages(ALLOC_WMARK_LOW)
+        fast = bool(lst) and zone_watermark_fast(zone, 0, mark, ac.highest_zoneidx, alloc_flags, gfp)
+        k = min(n - len(out), len(lst)) if fast else 0
+        if k <= 1:
+            page = yield from alloc_pages_node(cpu, gfp, nid)
+            if page is None:
+                break
+            out.append(page)
+            continue
+        # k calls: before the window, the calls' entry and the zone's watermark lines (read)
+        pre = c.call + c.alloc_pages_nodemask + c.get_page_from_freelist + 0.5 * c.irq_save_restore
+        read_cost = cpu.touch([zone.lines.read_mostly, zone.lines.vm_stat] * k, False)
+        pages = [lst.popleft() for _ in range(k)]
+        nxt = pages[1:]
+        nxt.append(lst[0] if lst else pcp.line)
+        lines: list[int] = []
+        for pg, nx in zip(pages, nxt):
+            # __rmqueue_pcplist's list_del, the statistics, then prep_new_page's struct page
+            lines += (pcp.line, pg, nx, pcp.stats_line, cpu.vm_event_line, pg)
+        each = cpu.cache.access_each(cpu.id, lines).reshape(k, 6)[:, :5].sum(axis=1)
+        cpu.cache_cost_ns += float(each.sum())
+        inside = c.rmqueue_page + (c.list_debug_check if debug else 0.0) + c.rmqueue_call + each
+        post = 0.5 * c.irq_save_restore + c.prep_new_page
+        per_call = pre + inside + post
+        per_call[0] += read_cost
+        t0 = cpu.now() - read_cost
+        starts = t0 + np.concatenate(([0.0], np.cumsum(per_call)[:-1])) + pre
+        starts[0] += read_cost
+        cpu.record_irq_windows("rmqueue_pcplist", starts, inside)
+        cpu.spend(float(per_call.sum()) - read_cost)
+        pcp.count -= k
+        m.hand_out(pages)
+        if zone.node == ac.preferred_zone.node:
+            m.stats.numa_hit += k
+        else:
+            m.stats.numa_miss += k
+        if zone.node != cpu.node:
+            m.stats.remote_node_allocs += k
+        out.extend(pages)
+    return out
+
+
+def free_unref_page_run(cpu: CPU, pfns: list[int]) -> Generator[simpy.Event, None, None]:
+    """`len(pfns)` back-to-back put_page() -> free_unref_page() calls (one SKB free per packet)."""
+    m = cpu.machine
+    c = cpu.costs
+    debug = m.kconfig.debug_list
+    i = 0
+    n = len(pfns)
+    while i < n:
+        zone = m.page_zone(pfns[i])
+        pcp = zone.pcp[cpu.id]
+        # the calls up to (not including) the one that reaches pcp->high, within one zone
+        room = pcp.high - 1 - pcp.count
+        j = i
+        while j < n and j - i < room and zone.contains(pfns[j]):
+            j += 1
+        k = j - i
+        if k <= 1:
+            yield from free_unref_page(cpu, pfns[i])
+            i += 1
+            continue
+        batch = pfns[i:j]
+        pb_lines: list[int] = []
+        mts = [buddy.get_pageblock_migratetype(zone.free_area, pfn, pb_lines) for pfn in batch]
+        if any(mt >= MIGRATE_PCPTYPES for mt in mts):
+            # an isolated or high-atomic pageblock: the per-call path handles this stretch
+            for pfn in batch:
+                yield from free_unref_page(cpu, pfn)
+            i = j
+            continue
+        m.take_back(batch)
+        before = c.call + c.atomic + c.free_pcp_prepare + c.free_unref_page_prepare + c.free_unref_page
+        # per call, in program order: prepare (page, pageblock bitmap), then the commit's lines
+        lines: list[int] = []
+        for pfn, pb, mt in zip(batch, pb_lines, mts):
+            lst = pcp.lists[mt]
+            lines += (pfn, pb, pcp.line, pfn, lst[0] if lst else pcp.line, cpu.vm_event_line)
+            lst.appendleft(pfn)
+        costs = cpu.cache.access_each(cpu.id, lines).reshape(k, 6)
+        pre_each = costs[:, :2].sum(axis=1)
+        each = costs[:, 2:].sum(axis=1)
+        cpu.cache_cost_ns += float(costs.sum())
+        pcp.count += k
+        inside = c.free_unref_page_commit + (c.list_debug_check if debug else 0.0) + each
+        half = 0.5 * c.irq_save_restore
+        per_call = before + pre_each + half + inside + half
+        starts = cpu.now() + np.concatenate(([0.0], np.cumsum(per_call)[:-1])) + before + pre_each + half
+        cpu.record_irq_windows("free_unref_page", starts, inside)
+        cpu.spend(float(per_call.sum()))
+        i = j
