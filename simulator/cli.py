@@ -1,4 +1,4 @@
-"""The pagesim command line: run, zoneinfo, calibrate, check, validate-model.
+"""The pagesim command line: run, sweep, plot, compare, zoneinfo, calibrate, check, validate-model.
 
 This is the only module that prints. Results go to stdout (a table, or JSON with --json); progress,
 notices and errors go to stderr. Exit status: 0 success, 2 bad input (one line per problem, naming
@@ -61,6 +61,12 @@ SHORT_HEADERS = {  # two-line headers keep the terminal table narrow
 }
 
 OnDone = Callable[[int, Point, dict[str, Any]], None]
+# simulator.plots.KINDS (not imported here: matplotlib is slow to import; a test keeps them equal)
+PLOT_KINDS = ("overview", "throughput", "cost", "latency", "irq", "zone_lock", "cache")
+
+
+class StoppedError(Exception):
+    """A command stopped by Ctrl-C or SIGTERM that says itself what it kept (exit 130)."""
 
 
 class RunInterruptedError(Exception):
@@ -208,6 +214,48 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("check", help="validate scenario and hardware files without running them")
     k.add_argument("files", nargs="+", metavar="FILE")
 
+    w = sub.add_parser("sweep", help="run a scenario's or sweep file's grid in parallel, resumably")
+    w.add_argument(
+        "file", metavar="SWEEP.yaml", help="a sweep file (lists scenario files) or a scenario file"
+    )
+    w.add_argument("--hardware", metavar="FILE", help="hardware file instead of the scenarios'")
+    w.add_argument("--strategy", action="append", metavar="S", help="strategy (repeatable)")
+    w.add_argument("--batch", action="append", type=_whole, metavar="N", help="batch size (repeatable)")
+    w.add_argument("--cpus", action="append", type=_whole, metavar="N", help="CPU count (repeatable)")
+    w.add_argument("--seed", type=_whole, metavar="N", help="root seed")
+    w.add_argument("--duration", metavar="D", help="simulated time per point, e.g. '100 us'")
+    w.add_argument("--replications", type=_whole, metavar="N")
+    w.add_argument(
+        "--grid",
+        action="append",
+        metavar="PATH=V1,V2",
+        help="another grid axis: a dotted scenario parameter and its values, e.g."
+        " kernel.prep_new_page=irq_off,second_pass (repeatable; nfs.* applies to nfs scenarios only)",
+    )
+    w.add_argument("--out", type=Path, metavar="DIR", help="results directory (default results/<name>/)")
+    where = w.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=_jobs, metavar="N", help="worker processes (default: every core)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
+    w.add_argument("--fresh", action="store_true", help="run every point again (ignore finished points)")
+    w.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+    g = sub.add_parser("plot", help="figures (PNG, SVG) of a results directory")
+    g.add_argument("results", metavar="RESULTS", help="a directory written by `pagesim sweep` or `run`")
+    g.add_argument(
+        "--kind", action="append", choices=PLOT_KINDS, help="figure kind (repeatable; default all)"
+    )
+    g.add_argument("--scenario", action="append", metavar="NAME", help="only this scenario (repeatable)")
+    g.add_argument("--out", type=Path, metavar="DIR", help="where to write (default RESULTS/figures/)")
+    g.add_argument("--format", action="append", choices=("png", "svg"), help="default: png and svg")
+
+    m = sub.add_parser("compare", help="ratios B/A of the figures of two result sets")
+    m.add_argument("a", metavar="A", help="results directory")
+    m.add_argument("b", metavar="B", help="results directory (may be A, with --a/--b selecting)")
+    m.add_argument("--a", dest="where_a", action="append", metavar="COLUMN=VALUE", help="select A's rows")
+    m.add_argument("--b", dest="where_b", action="append", metavar="COLUMN=VALUE", help="select B's rows")
+    m.add_argument("--metric", action="append", metavar="M", help="figure to compare (repeatable)")
+    m.add_argument("--json", action="store_true", help="every figure's A, B and B/A as JSON on stdout")
+
     sub.add_parser("validate-model", help="compare the model with published measurements", add_help=False)
     return p
 
@@ -324,7 +372,8 @@ def _abort_pool(pool: ProcessPoolExecutor) -> None:
 
 
 def _point_label(p: Point) -> str:
-    return f"strategy={p.strategy} batch={p.batch} cpus={p.cpus} replication={p.replication}"
+    grid = "".join(f" {k}={v}" for k, v in p.grid)
+    return f"strategy={p.strategy} batch={p.batch} cpus={p.cpus}{grid} replication={p.replication}"
 
 
 @contextmanager
@@ -361,7 +410,7 @@ def progress(total: int) -> Iterator[OnDone]:
 
 def summary_columns(sc: Scenario, rows: Sequence[dict[str, Any]]) -> list[str]:
     """The table's columns: point identity, the workload's summary figures, key allocator stats."""
-    ident = ["strategy", "batch", "cpus"]
+    ident = ["strategy", "batch", "cpus", *sc.model.grid]
     if sc.model.replications > 1:
         ident.append("replication")
     figures = list(WORKLOADS[sc.model.workload].summary)
@@ -419,6 +468,209 @@ def _show_rows(sc: Scenario, rows: list[dict[str, Any]], as_json: bool) -> None:
     cols = summary_columns(sc, rows)
     cells = [[fmt_value(r.get(c)) for c in cols] for r in rows]
     print_table(cols, cells, title=f"{sc.name} on {sc.hardware.name}")
+
+
+# sweep ----------------------------------------------------------------------------------------
+
+
+def default_jobs() -> int:
+    """Every core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """`pagesim sweep`: every point not finished yet, then the tables, then the summary."""
+    from simulator import sweep
+
+    grid = tuple(sweep.parse_grid_flag(g) for g in args.grid or ())
+    ov = _overrides(args)
+    ov = Overrides(**{f: getattr(ov, f) for f in Overrides.FLAGS}, grid=grid)
+    sw = sweep.load_sweep(args.file, ov)
+    out = args.out if args.out is not None else Path("results") / sw.name
+    check_out_dir(out)
+    executor: sweep.Executor
+    if args.scheduler:
+        executor = sweep.DaskExecutor(args.scheduler)
+        where = f"Dask scheduler {args.scheduler}"
+    else:
+        executor = sweep.LocalExecutor(args.jobs or default_jobs())
+        where = f"{executor.jobs} process(es)"
+    names = ", ".join(sc.name for sc in sw.scenarios)
+    with sweep_progress(out) as (start, tick):
+        try:
+            res = sweep.run_sweep(
+                sw, out, executor, on_start=start, on_done=tick, fresh=args.fresh, argv=[PROG, *argv]
+            )
+        except sweep.SweepInterruptedError as exc:
+            if exc.workdir is None:
+                raise StoppedError(f"interrupted after 0 of {exc.total} points; nothing written") from None
+            raise StoppedError(
+                f"interrupted: {exc.done} of {exc.total} points finished ({exc.ran} in this run), kept in"
+                f" {exc.workdir}/; run the same command again to resume (no tables written)"
+            ) from None
+    say(
+        f"{sw.name} ({names}) on {where}: wrote {len(res.rows)} rows and {len(res.summary)} points to"
+        f" {out}/ ({res.ran} run, {res.reused} already finished) in {res.wall_s:.1f} s"
+    )
+    if args.json:
+        print(to_json(res.summary.to_dict(orient="records")), flush=True)
+    else:
+        _show_summary(sw, res.summary)
+    return EXIT_OK
+
+
+def _sweep_label(sw_task: Any, row: dict[str, Any]) -> str:
+    p = sw_task.point
+    grid = "".join(f" {k}={v}" for k, v in p.grid)
+    return (
+        f"{row.get('scenario', '?')} strategy={p.strategy} batch={p.batch} cpus={p.cpus}{grid}"
+        f" replication={p.replication}"
+    )
+
+
+@contextmanager
+def sweep_progress(out: Path) -> Iterator[tuple[Callable[[int, int], None], Callable[..., None]]]:
+    """(on_start, on_done) callbacks of run_sweep showing progress on stderr: a rich bar on a
+    terminal, else one line per point run."""
+    state = {"total": 0, "count": 0}
+    bar: Any = None
+    task: Any = None
+
+    def start(reused: int, total: int) -> None:
+        nonlocal bar, task
+        state["total"], state["count"] = total, reused
+        if reused:
+            say(f"{reused} of {total} points already finished (in {out / '.points'}/); running the others")
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(file=sys.stderr),
+            )
+            task = bar.add_task("points", total=total, completed=reused)
+            bar.start()
+
+    def tick(t: Any, row: dict[str, Any], reused: bool) -> None:
+        if reused:
+            return
+        state["count"] += 1
+        if bar is not None:
+            bar.update(task, advance=1, description=_sweep_label(t, row))
+        else:
+            say(f"[{state['count']}/{state['total']}] {_sweep_label(t, row)}: {row.get('wall_s', 0.0):.2f} s")
+
+    try:
+        yield start, tick
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _show_summary(sw: Any, summary: Any) -> None:
+    """One table per scenario: the point, its replications and its key figures (mean ± 95 % CI)."""
+    for sc in sw.scenarios:
+        part = summary[summary["scenario"] == sc.name]
+        grid = [c for c in sw.grid_columns if c in sc.model.grid]
+        ident = ["strategy", "batch", "cpus", *grid]
+        figures = [*WORKLOADS[sc.model.workload].summary, "irq_off_max_ns", "cache_misses_per_page"]
+        figures = [c for c in dict.fromkeys(figures) if c in part.columns]
+        headers = [*ident, "n", *figures]
+        cells = []
+        for rec in part.to_dict(orient="records"):
+            line = [fmt_value(_json_safe(rec[c])) for c in ident] + [str(rec["replications"])]
+            for c in figures:
+                mean, ci = _json_safe(rec[c]), _json_safe(rec.get(f"{c}_ci95"))
+                line.append(fmt_value(mean) + (f" ± {fmt_value(ci)}" if ci is not None else ""))
+            cells.append(line)
+        print_table(headers, cells, title=f"{sc.name} on {sc.hardware.name}")
+        print(flush=True)
+
+
+# plot -----------------------------------------------------------------------------------------
+
+
+def _results_dir(path: str, flag: str) -> Path:
+    d = Path(path)
+    if not d.is_dir():
+        raise ConfigError.one("command line", flag, "not a results directory", path)
+    if not ((d / "rows.parquet").is_file() or (d / "rows.csv").is_file()):
+        raise ConfigError.one(
+            "command line", flag, "holds no rows.parquet or rows.csv (run `pagesim sweep` or `run`)", path
+        )
+    return d
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """`pagesim plot`: the figures of a results directory; prints each file written."""
+    from simulator import plots
+
+    d = _results_dir(args.results, "RESULTS")
+    out = args.out if args.out is not None else d / "figures"
+    check_out_dir(out)
+    rs = plots.load(d)
+    if args.scenario:
+        unknown = [n for n in args.scenario if n not in rs.scenarios]
+        if unknown:
+            msg = f"no such scenario in {d} (it has {', '.join(rs.scenarios)})"
+            raise ConfigError.one("command line", "--scenario", msg, unknown[0])
+    written, notes = plots.write_figures(
+        rs,
+        out,
+        kinds=args.kind or list(PLOT_KINDS),
+        formats=args.format or ["png", "svg"],
+        scenarios=args.scenario,
+    )
+    for n in notes:
+        say(n)
+    for f in written:
+        print(f, flush=True)
+    if not written:
+        raise ConfigError.one("command line", "--kind", "no figure of these kinds applies to these results")
+    return EXIT_OK
+
+
+# compare --------------------------------------------------------------------------------------
+
+
+def _selection(items: Sequence[str] | None, flag: str) -> dict[str, str]:
+    sel: dict[str, str] = {}
+    for item in items or ():
+        col, sep, value = item.partition("=")
+        if not sep or not col:
+            raise ConfigError.one("command line", flag, "expected COLUMN=VALUE", item)
+        sel[col.strip()] = value.strip()
+    return sel
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`pagesim compare A B`: per common point, B/A of each figure."""
+    from simulator import compare
+
+    a = _results_dir(args.a, "A")
+    b = _results_dir(args.b, "B")
+    cmp = compare.compare(
+        a,
+        b,
+        where_a=_selection(args.where_a, "--a"),
+        where_b=_selection(args.where_b, "--b"),
+        metrics=args.metric,
+    )
+    if args.json:
+        print(to_json(cmp.as_dict()), flush=True)
+        return EXIT_OK
+    say(cmp.headline())
+    for title, headers, rows in cmp.tables():
+        print_table(headers, [[fmt_value(_json_safe(v)) for v in r] for r in rows], title=title)
+        print(flush=True)
+    return EXIT_OK
 
 
 # zoneinfo -------------------------------------------------------------------------------------
@@ -505,12 +757,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def check_file(path: str) -> str:
     """Validate one file without running it; returns its kind or raises ConfigError.
 
-    A mapping with `workload` is a scenario; with `reference` and `self_percent`, the allocator
-    calibration; with `inputs`, the XDP network-cost file (when simulator.net exists); anything
-    else is read as a hardware file."""
+    A mapping with `workload` or `hardware` (a scenario's required fields; a hardware file has
+    neither) is a scenario; with `reference` and `self_percent`, the allocator calibration; with
+    `inputs`, the XDP network-cost file (when simulator.net exists); anything else is read as a
+    hardware file."""
     p = Path(path)
     doc = read_yaml_mapping(p)
-    if "workload" in doc:
+    if "workload" in doc or "hardware" in doc:
         preflight(load_scenario(p))
         return "scenario"
     if "self_percent" in doc and "reference" in doc:
@@ -599,6 +852,12 @@ def _dispatch(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return cmd_run(args, argv)
+    if args.command == "sweep":
+        return cmd_sweep(args, argv)
+    if args.command == "plot":
+        return cmd_plot(args)
+    if args.command == "compare":
+        return cmd_compare(args)
     if args.command == "zoneinfo":
         return cmd_zoneinfo(args)
     if args.command == "calibrate":
@@ -618,6 +877,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvariantError as exc:
         print(f"{PROG}: model invariant broken: {exc}", file=sys.stderr, flush=True)
         return EXIT_INVARIANT
+    except StoppedError as exc:
+        say(str(exc))
+        return EXIT_INTERRUPTED
     except RunInterruptedError as exc:
         if exc.written is not None:
             say(f"interrupted; results were already written to {exc.written}/")

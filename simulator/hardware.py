@@ -13,6 +13,7 @@ Conventions (also in docs/configuration.md):
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -96,6 +97,8 @@ class Topology(_Strict):
             if node.socket >= self.sockets:
                 raise FieldError(f"nodes[{i}].socket", f"there are only {self.sockets} sockets", node.socket)
         cpus = [c for node in self.nodes for c in node.cpus]
+        if not cpus:
+            raise FieldError("nodes", "no node lists a CPU: the machine needs at least one")
         if len(set(cpus)) != len(cpus):
             dup = sorted(c for c, k in Counter(cpus).items() if k > 1)
             raise FieldError("nodes", f"CPU(s) {dup[:8]} listed in more than one node")
@@ -249,12 +252,12 @@ def check_relative_path(v: str) -> str:
 
 def resolve_beside(path: Path, name: str) -> Path:
     """`name` relative to the directory of `path`, made absolute (symlinks resolved where they
-    can be: a loop or an unreadable directory leaves the path as written)."""
+    can be: a loop or an unreadable directory leaves the path as written, `..` folded)."""
     joined = path.parent / name
     try:
         return joined.resolve()
     except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
-        return joined.absolute()
+        return Path(os.path.normpath(joined.absolute()))
 
 
 def load_hardware(path: str | Path) -> Hardware:

@@ -26,7 +26,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -212,12 +212,12 @@ def _write_files(tmp: Path, rows: Sequence[dict[str, Any]], sc: Scenario, meta: 
         f.write("\n")
 
 
-def _publish(tmp: Path, target: Path) -> None:
+def _publish(tmp: Path, target: Path, names: Sequence[str] = FILES) -> None:
     with _signals_held():
         if not target.exists():
             os.replace(tmp, target)  # one rename: all files appear at once
             return
-        for name in FILES:
+        for name in names:
             os.replace(tmp / name, target / name)
         tmp.rmdir()
 
@@ -230,6 +230,16 @@ def write_results(
     On any exception (or KeyboardInterrupt) nothing of this run remains: the temporary directory
     and any parent directories created for it are removed, and earlier results in `out` stay.
     """
+    return write_directory(out, FILES, lambda tmp: _write_files(tmp, rows, sc, meta))
+
+
+def write_directory(out: str | Path, names: Sequence[str], write: Callable[[Path], None]) -> Path:
+    """Atomically publish the files `names`, which `write(tmp)` creates in a temporary directory
+    beside `out`, into directory `out` (created if missing); returns `out`. Other files in `out`
+    stay. The last name should be the file whose presence marks a complete set (metadata.json).
+
+    On any exception (or KeyboardInterrupt) nothing of this write remains: the temporary
+    directory and any parent directories created for it are removed, and earlier files stay."""
     target = Path(out)
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"{target} exists and is not a directory")
@@ -238,8 +248,8 @@ def write_results(
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; results are ordinary files
-        _write_files(tmp, rows, sc, meta)
-        _publish(tmp, target)
+        write(tmp)
+        _publish(tmp, target, names)
     except BaseException:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

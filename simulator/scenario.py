@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from simulator.calibration import derive
 from simulator.errors import ConfigError, Problem
-from simulator.hardware import Hardware, check_relative_path, load_hardware
+from simulator.hardware import Hardware, check_relative_path, load_hardware, resolve_beside
 from simulator.machine.machine import KernelConfig
 from simulator.mm.strategies import STRATEGIES
 from simulator.mm.zone_setup import check_node_memory
@@ -289,7 +289,7 @@ def load_scenario(path: str | Path, overrides: Overrides | None = None) -> Scena
         hw_path = Path(ov.hardware)
         hw_where = ("command line", "--hardware")
     else:
-        hw_path = (p.parent / model.hardware).resolve()
+        hw_path = resolve_beside(p, model.hardware)
         hw_where = (str(p), "hardware")
     if not hw_path.is_file():
         raise ConfigError.one(hw_where[0], hw_where[1], "hardware file not found", str(hw_path))
@@ -322,10 +322,14 @@ def _merge_grid(merged: dict[str, Any], ov: Overrides) -> dict[str, Any]:
 
 
 def _attribute(prob: Problem, file: str, ov: Overrides) -> Problem:
-    """Name the sweep file's entry or the --grid flag a bad value came from, if it came from one."""
+    """Name the flag, the sweep file's entry or the --grid flag a bad value came from, if it came
+    from one of them rather than from the scenario file."""
     if prob.file != file:
         return prob
     f = prob.field
+    top = f.split(".")[0].split("[")[0]
+    if top in Overrides.FLAGS and getattr(ov, top) is not None:
+        return Problem("command line", Overrides.FLAGS[top], prob.message, prob.value, prob.has_value)
     for s in reversed(ov.grid):
         head = f"grid.{s.path}"
         if f == head or f.startswith(head + "["):

@@ -116,6 +116,8 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """The YAML mapping in `path`, or a ConfigError saying why there is none."""
     name = str(path)
     if not path.exists():
+        if path.is_symlink():
+            raise ConfigError.one(name, "", "a symbolic link that leads nowhere (broken or a loop)")
         raise ConfigError.one(name, "", "file not found")
     if path.is_dir():
         raise ConfigError.one(name, "", "is a directory, expected a YAML file")
@@ -143,13 +145,18 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
-    """('topology', 'nodes', 0, 'memory') -> 'topology.nodes[0].memory'."""
+    """('topology', 'nodes', 0, 'memory') -> 'topology.nodes[0].memory'.
+
+    A key that is not a plain printable name (empty, spaces or control characters, a line break)
+    is shown quoted in brackets, ['a b'], so that an error stays one line."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif isinstance(part, str) and part.isprintable() and part.strip() == part and part:
+            out += ("." if out else "") + part
         else:
-            out += ("." if out else "") + str(part)
+            out += f"[{short_repr(part)}]"
     return out
 
 

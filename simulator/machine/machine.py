@@ -7,6 +7,7 @@ from a validated Hardware description; workloads then run kernel code paths on i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -99,8 +100,10 @@ class Machine:
         before = len(self.allocated)
         self.allocated.update(pages)
         if len(self.allocated) != before + len(pages):
-            dup = sorted(set(pages) & (self.allocated - set(pages)) or set(pages))
-            raise InvariantError(f"page handed out twice (or twice in one batch): pfns {dup[:8]}")
+            twice = sorted(pfn for pfn, k in Counter(pages).items() if k > 1)
+            if twice:
+                raise InvariantError(f"page handed out twice in one batch: pfns {twice[:8]}")
+            raise InvariantError(f"page handed out twice: one of pfns {sorted(pages)[:8]} was out already")
         self.stats.pages_allocated += len(pages)
 
     def take_back(self, pages: list[int]) -> None:
@@ -112,8 +115,36 @@ class Machine:
         self.stats.pages_freed += len(pages)
 
     # ---- invariants -------------------------------------------------------------------------
+    def negative_counters(self) -> list[str]:
+        """'name=value' of every counter below zero: allocator statistics, each zone's vm_stat
+        items (folded counter plus per-CPU deltas, before the clamp readers apply), pcp counts
+        and statistics, lock statistics, per-CPU time accounts."""
+        out = [f"stats.{k}={v}" for k, v in vars(self.stats).items() if v < 0]
+        for z in self.zones:
+            for item, v in enumerate(z.vm_stat):
+                total = v + sum(d[item] for d in z.vm_stat_diff)
+                if total < 0:
+                    out.append(f"{z.scope}.vm_stat[{item}]={total}")
+            if z.free_area.nr_free_pages < 0:
+                out.append(f"{z.scope}.free_area.nr_free_pages={z.free_area.nr_free_pages}")
+            for p in z.pcp:
+                for k in ("count", "refills", "drains", "refilled_pages", "drained_pages"):
+                    if getattr(p, k) < 0:
+                        out.append(f"{p.scope}.{k}={getattr(p, k)}")
+            for k in ("acquisitions", "contended", "wait_ns"):
+                if getattr(z.lock, k) < 0:
+                    out.append(f"{z.lock.scope}.{k}={getattr(z.lock, k)}")
+        for c in self.cpus:
+            for k in ("irq_off_ns", "cache_cost_ns", "spin_ns"):
+                if getattr(c, k) < 0:
+                    out.append(f"{c.scope}.{k}={getattr(c, k)}")
+        return out
+
     def check_invariants(self) -> None:
         """Pages conserved per zone, pcp counts right, locks released, IRQs on, no negatives."""
+        negative = self.negative_counters()
+        if negative:
+            raise InvariantError(f"negative counter(s): {', '.join(negative[:8])}")
         alloc_by_zone: dict[int, int] = {}
         if self.allocated:
             arr = np.fromiter(self.allocated, dtype=np.int64, count=len(self.allocated))
