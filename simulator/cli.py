@@ -757,12 +757,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def check_file(path: str) -> str:
     """Validate one file without running it; returns its kind or raises ConfigError.
 
-    A mapping with `workload` or `hardware` (a scenario's required fields; a hardware file has
-    neither) is a scenario; with `reference` and `self_percent`, the allocator calibration; with
-    `inputs`, the XDP network-cost file (when simulator.net exists); anything else is read as a
-    hardware file."""
+    A mapping with `scenarios` (and neither of the next two) is a sweep file; with `workload` or
+    `hardware` (a scenario's required fields; a hardware file has neither) a scenario; with
+    `reference` and `self_percent`, the allocator calibration; with `inputs`, the XDP network-cost
+    file (when simulator.net exists); anything else is read as a hardware file."""
     p = Path(path)
     doc = read_yaml_mapping(p)
+    if "scenarios" in doc and "workload" not in doc and "hardware" not in doc:
+        from simulator import sweep
+
+        sweep.load_sweep(p)  # every scenario it lists, with its settings and grid axes
+        return "sweep"
     if "workload" in doc or "hardware" in doc:
         preflight(load_scenario(p))
         return "scenario"
