@@ -35,7 +35,7 @@ def bucket_mid(b: np.ndarray) -> np.ndarray:
     return np.where(b == 0, 0.0, 10.0 ** (_LOG_LOW + (b - 0.5) / BUCKETS_PER_DECADE))
 
 
-PENDING = 2048  # single values buffered before they are bucketed in one vectorised step
+PENDING = 512  # single values buffered before they are bucketed in one vectorised step
 
 
 class Histogram:
@@ -77,6 +77,21 @@ class Histogram:
         self.total += value * weight
         if value > self.max:
             self.max = value
+
+    def add_each(self, values: np.ndarray) -> None:
+        """add(v) for each value in turn: the same counts, and the same total to the last bit
+        (a running sum, left to right, where add_many sums pairwise)."""
+        if len(values) == 0:
+            return
+        v = np.asarray(values, dtype=np.float64)
+        self._pending.extend(v.tolist())
+        if len(self._pending) >= PENDING:
+            self._flush()
+        self.n += len(v)
+        self.total = float(np.cumsum(np.concatenate(([self.total], v)))[-1])
+        m = float(v.max())
+        if m > self.max:
+            self.max = m
 
     def add_many(self, values: np.ndarray) -> None:
         """Record every value of an array in one step."""

@@ -443,9 +443,7 @@ class BuddyMachine(RuleBasedStateMachine):
         self.in_use.clear()
         check_invariants(area)
         assert area.nr_free_pages == area.end_pfn - area.start_pfn
-        assert {(p, o) for p, o, _ in free_blocks(area)} == maximal_blocks(
-            area.start_pfn, area.end_pfn
-        )
+        assert {(p, o) for p, o, _ in free_blocks(area)} == maximal_blocks(area.start_pfn, area.end_pfn)
 
 
 BuddyMachine.TestCase.settings = settings(

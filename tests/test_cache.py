@@ -240,6 +240,53 @@ def test_scalar_and_vector_paths_agree(seq, as_array):
     assert _state(scalar) == _state(vector)
 
 
+# Metadata lines (registered on both nodes) mixed with page lines, with a write flag per access.
+META_LINES = 6
+mixed_batches = st.lists(
+    st.tuples(
+        st.integers(0, 3),  # cpu
+        st.lists(
+            st.tuples(
+                st.one_of(st.sampled_from(UNIVERSE), st.integers(0, META_LINES - 1).map(lambda k: -1 - k)),
+                st.booleans(),
+            ),
+            min_size=1,
+            max_size=90,
+        ),
+        st.integers(0, 40),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _meta_state(c: CacheModel) -> tuple:
+    return (c.m_wver, c.m_writer, c.m_seen, c.m_stamp, c.m_lver, c.m_lstamp, c.m_dirty)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seq=mixed_batches)
+def test_scalar_and_vector_paths_agree_on_metadata_lines_and_write_flags(seq):
+    """Each access's cost (==) and every piece of line state, metadata lines included: reads
+    sharing a line, writes invalidating it, hot rewrites inside a batch, lines other CPUs wrote."""
+    caches = []
+    for vector_min in (10**9, 1):
+        c, reg = new_cache()
+        first = reg.alloc("meta", 0, META_LINES // 2)
+        reg.alloc("meta_remote", 1, META_LINES - META_LINES // 2)
+        out = []
+        with mock.patch.object(cache_mod, "VECTOR_MIN", vector_min):
+            for cpu, accesses, adv in seq:
+                c.advance(cpu, adv)
+                lines = [first - 1 - x if x < 0 else x for x, _ in accesses]
+                out.append(c.access_each(cpu, lines, [wr for _, wr in accesses]).tolist())
+        caches.append((c, out))
+    (scalar, cs), (vector, cv) = caches
+    assert cs == cv
+    assert _state(scalar) == _state(vector)
+    assert _meta_state(scalar) == _meta_state(vector)
+
+
 @pytest.mark.parametrize(("between", "clock"), [(10, 11), (15, 16), (16, 18), (20, 22)])
 def test_reuse_window_counts_accesses_in_program_order_in_both_paths(between, clock):
     """A line touched again after fewer than REUSE_WINDOW fresh lines is hot (does not age the

@@ -229,9 +229,7 @@ BAD_INPUTS: list[tuple[str, Mutation, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("mutate", "field"), [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS]
-)
+@pytest.mark.parametrize(("mutate", "field"), [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
 def test_bad_input_names_file_and_field(tmp_path: Path, mutate: Mutation, field: str) -> None:
     doc = _base()
     mutate(doc)
@@ -247,9 +245,7 @@ def test_bad_input_names_file_and_field(tmp_path: Path, mutate: Mutation, field:
 def test_llc_domain_spanning_sockets_names_the_domain(tmp_path: Path) -> None:
     doc = _base()
     doc["topology"]["llc_domains"] = ["0-13", "14-41", "42-55"]
-    with pytest.raises(
-        ConfigError, match=r"topology\.llc_domains\[1\]: spans more than one socket"
-    ):
+    with pytest.raises(ConfigError, match=r"topology\.llc_domains\[1\]: spans more than one socket"):
         load_hardware(_write(tmp_path, doc))
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from simulator import cli
 from simulator.machine.machine import Machine
-from simulator.mm import page_alloc
+from simulator.mm import strategies
 from simulator.mm.vmstat import NR_FREE_PAGES
 from simulator.workloads import WORKLOADS
 
@@ -51,24 +51,24 @@ def assert_invariant_error(rc: int, out: str, err: str, out_dir: Path, cwd: Path
 def test_a_page_handed_out_twice_stops_the_run(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """free_unref_page_commit puts one freed page on the pcp list twice (a double free the
-    model failed to catch). page_bench frees its 16 pages one by one, then bulk-allocates 16
-    from the head of the list: doubling the 16th free puts both copies in the next batch."""
-    real = page_alloc.free_unref_page_commit
-    calls: list[int] = []
+    """The last of page_bench's 16 one-by-one frees lands on the pcp list twice (a double free the
+    model failed to catch); page_bench then bulk-allocates 16 pages from the head of the list, so
+    both copies come out in the next batch."""
+    real = strategies.free_unref_page_run
     doubled: list[int] = []
 
-    def commit_twice(cpu: Any, zone: Any, pfn: int, mt: int) -> Generator[Any, None, None]:
-        yield from real(cpu, zone, pfn, mt)
-        calls.append(pfn)
-        pcp = zone.pcp[cpu.id]
+    def free_then_double(cpu: Any, pfns: list[int], *args: Any, **kw: Any) -> Generator[Any, None, Any]:
+        times = yield from real(cpu, pfns, *args, **kw)
+        pfn = pfns[-1]
+        pcp = cpu.machine.page_zone(pfn).pcp[cpu.id]
         lst = next((lst for lst in pcp.lists if lst and lst[0] == pfn), None)
-        if not doubled and len(calls) % 16 == 0 and lst is not None:
+        if not doubled and len(pfns) == 16 and lst is not None:
             lst.appendleft(pfn)
             pcp.count += 1
             doubled.append(pfn)
+        return times
 
-    monkeypatch.setattr(page_alloc, "free_unref_page_commit", commit_twice)
+    monkeypatch.setattr(strategies, "free_unref_page_run", free_then_double)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)

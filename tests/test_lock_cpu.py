@@ -218,10 +218,41 @@ def test_vectorised_windows_are_recorded_like_single_ones(ml):
     cpu = m.cpus[0]
     starts = np.array([0.0, 100.0, 200.0])
     lengths = np.array([10.0, 20.0, 30.0])
-    cpu.record_irq_windows("vec", starts, lengths)
+    cpu.record_irq_windows("vec", starts, starts + lengths)
     h = cpu.irq_windows["vec"]
     assert (h.n, h.max, h.total) == (3, 30.0, 60.0)
     assert cpu.irq_off_ns == 60.0
     assert cpu.irq_delivery_delay(105.0) == pytest.approx(15.0)
     assert cpu.irq_delivery_delay(150.0) == 0.0
     assert cpu.all_irq_windows().n == 3
+
+
+def test_recent_windows_keep_the_last_ones_in_bounded_memory(ml):
+    """The ring of recent IRQ-off windows holds exactly what a bounded deque would, across
+    wrap-arounds, whether windows close one by one or come from a vectorised run."""
+    from collections import deque
+
+    from simulator.machine.cpu import RECENT_WINDOWS, WindowRing
+
+    ring = WindowRing()
+    model: deque[tuple[float, float]] = deque(maxlen=RECENT_WINDOWS)
+    t = 0.0
+    for chunk in (5, 1, 3000, 1, 4095, 7000, 2):
+        if chunk == 1:
+            ring.append(t, t + 1.5)
+            model.append((t, t + 1.5))
+            t += 3.0
+            continue
+        starts = t + 3.0 * np.arange(chunk)
+        ends = starts + 1.5
+        ring.extend(starts, ends)
+        model.extend(zip(starts.tolist(), ends.tolist()))
+        t = float(starts[-1]) + 3.0
+        assert list(ring) == list(model)
+    assert len(ring) == RECENT_WINDOWS
+    assert ring.starts.nbytes == RECENT_WINDOWS * 8  # allocated once
+    cpu = ml[0].cpus[0]
+    cpu.recent_windows = ring
+    s, e = model[-10]
+    assert cpu.irq_delivery_delay(s + 0.5) == e - (s + 0.5)
+    assert cpu.irq_delivery_delay(e + 0.5) == 0.0

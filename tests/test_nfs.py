@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import simpy
 
@@ -17,7 +18,7 @@ from simulator.run import Point, PointContext, expand, run_point
 from simulator.scenario import Overrides, Scenario, load_scenario
 from simulator.sunrpc.svc import SvcPool, SvcRqst, SvcServ, svc_alloc_arg, svc_rqst_pages
 from simulator.workloads import WORKLOADS
-from simulator.workloads.nfs import NfsParams
+from simulator.workloads.nfs import DEFAULT_MIX, NfsParams
 
 ROOT = Path(__file__).resolve().parents[1]
 SCEN = ROOT / "scenarios"
@@ -243,3 +244,17 @@ def test_closed_loop_keeps_n_requests_in_flight():
     # Little's law: throughput = N / (mean latency), with at most N in flight
     mean_latency_s = 1 / r["ops_per_s"] * 4
     assert r["latency_us_p50"] * 1e-6 <= mean_latency_s * 1.05
+
+
+def test_request_kinds_are_drawn_as_generator_choice_draws_them():
+    """The workload draws a request's kind with one uniform through the mix's cumulative weights:
+    the same draw, and the same random stream afterwards, as Generator.choice(p=weights)."""
+    weights = np.array([k.weight for k in DEFAULT_MIX], dtype=float)
+    weights /= weights.sum()
+    cdf = weights.cumsum()
+    cdf /= cdf[-1]
+    a, b = np.random.default_rng(11), np.random.default_rng(11)
+    ours = [int(cdf.searchsorted(a.random(), side="right")) for _ in range(5000)]
+    theirs = [int(b.choice(len(weights), p=weights)) for _ in range(5000)]
+    assert ours == theirs
+    assert a.random() == b.random()

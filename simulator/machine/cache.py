@@ -16,8 +16,11 @@ within REUSE_WINDOW of its last touch is already near the top of the LRU stack, 
 age the others. Costs are latencies beyond an L1 hit (L1 hits are part of the instruction work
 that simulator/calibration.py derives from the profile).
 
-Batches of at least VECTOR_MIN page lines are priced in one vectorised numpy step; smaller ones
-by the scalar path, which computes exactly the same thing (tests/test_cache.py checks).
+Batches of at least VECTOR_MIN lines are priced in one vectorised numpy step (whose fixed cost,
+about a hundred numpy operations, pays off only for long batches); shorter ones by the scalar
+path, which computes exactly the same thing (tests/test_cache.py checks). access() returns a
+batch's total as numpy's pairwise sum from PAIRWISE_MIN accesses on and as a running sum below,
+whichever path priced it, so the choice of path never moves a result by a rounding.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ CHUNK_SHIFT = 12
 CHUNK = 1 << CHUNK_SHIFT
 NO_OWNER = -1
 REUSE_WINDOW = 16  # a line this recently touched by the same CPU does not age the others
-VECTOR_MIN = 24  # page-line batches at least this long take the numpy path
+VECTOR_MIN = 160  # batches at least this long take the numpy path (its fixed cost pays off)
+PAIRWISE_MIN = 24  # access() sums the costs of a batch this long with numpy's pairwise sum
 FAR = -(1 << 60)  # a stamp so old that every distance check fails
 
 # Outcome levels, for statistics.
@@ -168,27 +172,37 @@ class CacheModel:
         n = len(lines)
         if n >= VECTOR_MIN:
             return float(self._access_vector(cpu, np.asarray(lines, dtype=np.int64), write).sum())
+        if n >= PAIRWISE_MIN:
+            return float(self.access_each(cpu, lines, write).sum())
         if isinstance(lines, np.ndarray):
             lines = lines.tolist()
         counts = self._counts[cpu]
         total = 0.0
+        meta_one = self._meta_one
+        page_one = self._page_one
         for ln in lines:
             if ln >= META_BASE:
-                c, lvl = self._meta_one(cpu, ln - META_BASE, write)
+                c, lvl = meta_one(cpu, ln - META_BASE, write)
             else:
-                c, lvl = self._page_one(cpu, ln)
+                c, lvl = page_one(cpu, ln)
             counts[lvl] += 1
             total += c
         return total
 
-    def access_each(self, cpu: int, lines: list[int], write: bool | list[bool] = True) -> np.ndarray:
+    def access_each(
+        self, cpu: int, lines: list[int] | np.ndarray, write: bool | list[bool] | np.ndarray = True
+    ) -> np.ndarray:
         """Like access(), but returns each access's cost, for callers that attribute costs to the
         calls of a vectorised run. `write` may be one flag per access."""
         n = len(lines)
         if n >= VECTOR_MIN:
             return self._access_vector(cpu, np.asarray(lines, dtype=np.int64), write)
+        if isinstance(lines, np.ndarray):
+            lines = lines.tolist()
         out = np.zeros(n)
         counts = self._counts[cpu]
+        if isinstance(write, np.ndarray):
+            write = write.tolist()
         flags = write if isinstance(write, list) else None
         for k, ln in enumerate(lines):
             if ln >= META_BASE:
@@ -260,18 +274,23 @@ class CacheModel:
         off = pfn & (CHUNK - 1)
         owner = ch.owner[off]
         stamp = ch.stamp[off]
-        if owner == cpu and self.clock[cpu] - stamp < REUSE_WINDOW:
-            ch.stamp[off] = self.clock[cpu]
-            ch.lstamp[off] = self.llc_clock[self.cpu_llc[cpu]]
+        clock = self.clock
+        now = clock[cpu]
+        llc = self.cpu_llc[cpu]
+        llc_clock = self.llc_clock
+        if owner == cpu and now - stamp < REUSE_WINDOW:
+            ch.stamp[off] = now
+            ch.lstamp[off] = llc_clock[llc]
             return 0.0, L1
         home = ch.home if ch.home >= 0 else self._home(pfn)
         cost, lvl = self._where(cpu, owner, stamp, ch.lstamp[off], home)
-        llc = self.cpu_llc[cpu]
-        self.clock[cpu] += 1
-        self.llc_clock[llc] += 1
+        now += 1
+        clock[cpu] = now
+        lnow = llc_clock[llc] + 1
+        llc_clock[llc] = lnow
         ch.owner[off] = cpu
-        ch.stamp[off] = self.clock[cpu]
-        ch.lstamp[off] = self.llc_clock[llc]
+        ch.stamp[off] = now
+        ch.lstamp[off] = lnow
         return cost, lvl
 
     def _meta_one(self, cpu: int, i: int, write: bool) -> tuple[float, int]:
@@ -280,37 +299,42 @@ class CacheModel:
             self._grow_meta()
         wv = self.m_wver[i]
         llc = self.cpu_llc[cpu]
-        my_stamp = self.m_stamp[i][cpu]
-        mine = self.m_seen[i][cpu] == wv
-        d = self.clock[cpu] - my_stamp
+        seen = self.m_seen[i]
+        stamps = self.m_stamp[i]
+        clock = self.clock
+        now = clock[cpu]
+        mine = seen[cpu] == wv
+        d = now - stamps[cpu]
+        llc_clock = self.llc_clock
         if mine and d < REUSE_WINDOW:
-            cost, lvl, fresh = 0.0, L1, False
+            cost, lvl = 0.0, L1
+            lnow = llc_clock[llc]
         else:
-            fresh = True
             if mine and d < self.l2_lines:
                 cost, lvl = (0.0, L1) if d < self.l1_lines else (self.lat_l2, L2)
             else:
                 w = self.m_writer[i]
+                home = self.registry.homes[i]
                 if w >= 0 and w != cpu:
                     wllc = self.cpu_llc[w]
                     lst = self.m_lstamp[i][wllc] if self.m_lver[i][wllc] == wv else FAR
-                    cost, lvl = self._where(cpu, w, self.m_stamp[i][w], lst, self.registry.homes[i])
+                    cost, lvl = self._where(cpu, w, stamps[w], lst, home)
                 else:
-                    cost, lvl = self.dram[self.cpu_node[cpu]][self.registry.homes[i]], DRAM_LOCAL
-                    if self.registry.homes[i] != self.cpu_node[cpu]:
-                        lvl = DRAM_REMOTE
+                    node = self.cpu_node[cpu]
+                    cost, lvl = self.dram[node][home], (DRAM_LOCAL if home == node else DRAM_REMOTE)
                 # a shared copy in our own LLC is as good as any (a Modified line is not shared:
                 # reading it is a transfer from the writer's core, coherence.same_llc)
                 if (
                     cost > self.lat_llc
                     and not self.m_dirty[i]
                     and self.m_lver[i][llc] == wv
-                    and self.llc_clock[llc] - self.m_lstamp[i][llc] < self.llc_lines
+                    and llc_clock[llc] - self.m_lstamp[i][llc] < self.llc_lines
                 ):
                     cost, lvl = self.lat_llc, LLC
-        if fresh:
-            self.clock[cpu] += 1
-            self.llc_clock[llc] += 1
+            now += 1
+            clock[cpu] = now
+            lnow = llc_clock[llc] + 1
+            llc_clock[llc] = lnow
         if write:
             wv += 1
             self.m_wver[i] = wv
@@ -318,14 +342,68 @@ class CacheModel:
             self.m_dirty[i] = True
         elif self.m_writer[i] != cpu:
             self.m_dirty[i] = False  # Modified -> Shared: written back, readable from the LLC
-        self.m_seen[i][cpu] = wv
-        self.m_stamp[i][cpu] = self.clock[cpu]
+        seen[cpu] = wv
+        stamps[cpu] = now
         self.m_lver[i][llc] = wv
-        self.m_lstamp[i][llc] = self.llc_clock[llc]
+        self.m_lstamp[i][llc] = lnow
         return cost, lvl
 
     # ---- vectorised path --------------------------------------------------------------------
-    def _access_vector(self, cpu: int, arr: np.ndarray, writes: bool | list[bool]) -> np.ndarray:
+    def _meta_line(
+        self,
+        cpu: int,
+        llc: int,
+        i: int,
+        pos: np.ndarray,
+        priced: np.ndarray,
+        w: np.ndarray,
+        cpos: np.ndarray,
+        lpos: np.ndarray,
+        end_c: np.ndarray,
+        end_l: np.ndarray,
+        cost: np.ndarray,
+        lvl: np.ndarray,
+    ) -> tuple[float, int]:
+        """The accesses `pos` (program order) of metadata line `i` within a batch, when more than
+        its first one is fresh: each fresh one is priced by the scalar code, with the stamps of
+        the line's previous access and the clocks where they stand; the hot writes between them
+        make new versions. Returns the first access's cost and level (the caller stores them)."""
+        sc = priced[pos]
+        hot_w = np.cumsum(w[pos] & ~sc)
+        done_w = 0
+        out = (0.0, L1)
+        for q in np.flatnonzero(sc).tolist():
+            nw = int(hot_w[q]) - done_w
+            if nw:
+                self._hot_writes(cpu, llc, i, nw)
+                done_w += nw
+            j = int(pos[q])
+            if q:
+                p = int(pos[q - 1])
+                self.m_stamp[i][cpu] = int(end_c[p])
+                self.m_lstamp[i][llc] = int(end_l[p])
+            self.clock[cpu] = int(cpos[j])
+            self.llc_clock[llc] = int(lpos[j])
+            c, lv = self._meta_one(cpu, i, bool(w[j]))
+            if q:
+                cost[j] = c
+                lvl[j] = lv
+            else:
+                out = (c, lv)
+        if int(hot_w[-1]) > done_w:
+            self._hot_writes(cpu, llc, i, int(hot_w[-1]) - done_w)
+        return out
+
+    def _hot_writes(self, cpu: int, llc: int, i: int, nw: int) -> None:
+        """`nw` writes to metadata line `i` by `cpu` that hit its L1 (hot): new versions, no cost."""
+        wv = self.m_wver[i] + nw
+        self.m_wver[i] = wv
+        self.m_writer[i] = cpu
+        self.m_dirty[i] = True
+        self.m_seen[i][cpu] = wv
+        self.m_lver[i][llc] = wv
+
+    def _access_vector(self, cpu: int, arr: np.ndarray, writes: bool | list[bool] | np.ndarray) -> np.ndarray:
         """Price a sequence of accesses exactly as the scalar path would, one by one; returns each
         access's cost.
 
@@ -335,53 +413,67 @@ class CacheModel:
         only fixed point, so this ends at it (in two or three rounds in practice)."""
         n = arr.size
         w = np.broadcast_to(np.asarray(writes, dtype=bool), (n,))
-        _, inv = np.unique(arr, return_inverse=True)
-        order = np.argsort(inv, kind="stable")
-        same = inv[order[1:]] == inv[order[:-1]]
+        # group the accesses by line: a stable sort keeps each line's accesses in program order
+        order = np.argsort(arr, kind="stable")
+        srt = arr[order]
+        same = srt[1:] == srt[:-1]
         prev = np.full(n, -1, dtype=np.int64)
         prev[order[1:][same]] = order[:-1][same]
-        is_last = np.ones(n, dtype=bool)
-        is_last[order[:-1][same]] = False
         first = prev < 0
         pprev = np.where(first, 0, prev)
-        is_meta = arr >= META_BASE
-        if is_meta.any() and int(arr[is_meta].max()) - META_BASE >= len(self.m_wver):
+        gstart = np.flatnonzero(np.concatenate(([True], ~same)))  # each line's first, in sorted order
+        gend = np.append(gstart[1:], n)
+        npage = int(np.searchsorted(srt, META_BASE))  # page lines sort before metadata lines
+        npg = int(np.searchsorted(gstart, npage))  # groups of page lines
+        if npage < n and int(srt[-1]) - META_BASE >= len(self.m_wver):
             self._grow_meta()
         # state before the batch, at each line's first access
         own0 = np.full(n, NO_OWNER, dtype=np.int64)
         s0 = np.zeros(n, dtype=np.int64)
         ls0 = np.zeros(n, dtype=np.int64)
         home = np.zeros(n, dtype=np.int64)
-        pf = np.flatnonzero(first & ~is_meta)
-        if pf.size:
-            pfns = arr[pf]
-            cids = pfns >> CHUNK_SHIFT
-            for cid in np.unique(cids).tolist():
-                sel = pf[cids == cid]
+        chunk_runs: list[tuple[int, int, _Chunk]] = []
+        if npg:
+            u = srt[gstart[:npg]]  # distinct page lines, ascending
+            pf = order[gstart[:npg]]
+            cids = u >> CHUNK_SHIFT
+            cut = (np.flatnonzero(cids[1:] != cids[:-1]) + 1).tolist()
+            bounds = [0, *cut, npg]
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                cid = int(cids[a])
                 ch = self._chunks.get(cid) or self._new_chunk(cid)
-                off = arr[sel] & (CHUNK - 1)
+                chunk_runs.append((a, b, ch))
+                off = u[a:b] & (CHUNK - 1)
+                sel = pf[a:b]
                 own0[sel] = ch.np_owner[off]
                 s0[sel] = ch.np_stamp[off]
                 ls0[sel] = ch.np_lstamp[off]
-            home[pf] = np.minimum(
-                np.searchsorted(self._np_node_end, pfns, side="right"), len(self.node_end_pfn) - 1
-            )
-        mf = np.flatnonzero(first & is_meta)
-        for j in mf.tolist():
-            i = int(arr[j]) - META_BASE
-            if self.m_seen[i][cpu] == self.m_wver[i]:
+            last_node = len(self.node_end_pfn) - 1
+            home[pf] = np.minimum(np.searchsorted(self._np_node_end, u, side="right"), last_node)
+        meta_groups = list(zip(gstart[npg:].tolist(), gend[npg:].tolist()))
+        m_seen, m_wver, m_stamp = self.m_seen, self.m_wver, self.m_stamp
+        for a, _ in meta_groups:
+            j = int(order[a])
+            i = int(srt[a]) - META_BASE
+            if m_seen[i][cpu] == m_wver[i]:
                 own0[j] = cpu
-            s0[j] = self.m_stamp[i][cpu]
+            s0[j] = m_stamp[i][cpu]
         mine0 = own0 == cpu
         c0 = self.clock[cpu]
         llc = self.cpu_llc[cpu]
         l0 = self.llc_clock[llc]
-        f = np.zeros(n, dtype=np.int64)
+        # a first access to a line another CPU holds (or nobody) is fresh whatever comes before
+        # it: start the fixed point from those (a lower bound of it)
+        f = (first & ~mine0).astype(np.int64)
+        may_be_hot = np.where(first, mine0, True)
+        first_base = c0 - s0
         for _ in range(n + 1):
-            cpos = c0 + np.cumsum(f) - f  # this CPU's clock just before each access
-            s = np.where(first, s0, cpos[pprev] + f[pprev])
-            hot = np.where(first, mine0, True) & (cpos - s < REUSE_WINDOW)
-            nf = (~hot).astype(np.int64)
+            # fresh accesses since the line's last touch: before the batch (first accesses, from
+            # this CPU's clock) or since the line's previous access in the batch
+            incl = np.cumsum(f)
+            excl = incl - f
+            since = np.where(first, excl + first_base, excl - incl[pprev])
+            nf = (~(may_be_hot & (since < REUSE_WINDOW))).astype(np.int64)
             if np.array_equal(nf, f):
                 break
             f = nf
@@ -392,84 +484,112 @@ class CacheModel:
         fresh = f.astype(bool)
         cost = np.zeros(n)
         lvl = np.full(n, L1, dtype=np.int64)
+        is_meta = arr >= META_BASE
         # fresh struct page accesses: where was the line?
         pg = np.flatnonzero(fresh & ~is_meta)
         if pg.size:
-            o = np.where(first[pg], own0[pg], cpu)
-            has = o >= 0
-            oc = np.where(has, o, 0)
-            clock = np.array(self.clock, dtype=np.int64)
-            llc_clock = np.array(self.llc_clock, dtype=np.int64)
-            o_llc = self._np_llc[oc]
-            priv_now = np.where(oc == cpu, cpos[pg], clock[oc])
-            llc_now = np.where(o_llc == llc, lpos[pg], llc_clock[o_llc])
-            priv_d = priv_now - s[pg]
-            in_priv = has & (priv_d < self.l2_lines)
-            in_llc = has & ~in_priv & (llc_now - ls[pg] < self.llc_lines)
-            hm = np.where(first[pg], home[pg], 0)
-            if (~first[pg]).any():
-                rep = ~first[pg]
-                hm[rep] = np.minimum(
-                    np.searchsorted(self._np_node_end, arr[pg][rep], side="right"), len(self.node_end_pfn) - 1
-                )
+            fpg = first[pg]
+            o = np.where(fpg, own0[pg], cpu)
             node = self.cpu_node[cpu]
-            c = self._np_dram[node][hm]
-            lv = np.where(hm == node, DRAM_LOCAL, DRAM_REMOTE)
-            other = (in_priv & (oc != cpu)) | (in_llc & (o_llc != llc))
-            c = np.where(other, self._np_xfer[cpu][oc], c)
-            lv = np.where(other, self._np_xfer_level[cpu][oc], lv)
-            sl = in_llc & (o_llc == llc)
+            if (o == cpu).all():
+                # every line was this CPU's last: in its private caches, its LLC, or memory
+                priv_d = cpos[pg] - s[pg]
+                in_priv = priv_d < self.l2_lines
+                in_llc = ~in_priv & (lpos[pg] - ls[pg] < self.llc_lines)
+                other = None
+                own = in_priv
+                sl = in_llc
+            else:
+                has = o >= 0
+                oc = np.where(has, o, 0)
+                clock = np.array(self.clock, dtype=np.int64)
+                llc_clock = np.array(self.llc_clock, dtype=np.int64)
+                o_llc = self._np_llc[oc]
+                priv_now = np.where(oc == cpu, cpos[pg], clock[oc])
+                llc_now = np.where(o_llc == llc, lpos[pg], llc_clock[o_llc])
+                priv_d = priv_now - s[pg]
+                in_priv = has & (priv_d < self.l2_lines)
+                in_llc = has & ~in_priv & (llc_now - ls[pg] < self.llc_lines)
+                other = (in_priv & (oc != cpu)) | (in_llc & (o_llc != llc))
+                own = in_priv & (oc == cpu)
+                sl = in_llc & (o_llc == llc)
+            mem = ~(in_priv | in_llc)
+            c = np.zeros(pg.size)
+            lv = np.zeros(pg.size, dtype=np.int64)
+            if mem.any():
+                hm = np.where(fpg, home[pg], 0)
+                if not fpg.all():
+                    rep = ~fpg
+                    hm[rep] = np.minimum(
+                        np.searchsorted(self._np_node_end, arr[pg][rep], side="right"),
+                        len(self.node_end_pfn) - 1,
+                    )
+                c = np.where(mem, self._np_dram[node][hm], c)
+                lv = np.where(mem, np.where(hm == node, DRAM_LOCAL, DRAM_REMOTE), lv)
+            if other is not None and other.any():
+                c = np.where(other, self._np_xfer[cpu][oc], c)
+                lv = np.where(other, self._np_xfer_level[cpu][oc], lv)
             c = np.where(sl, self.lat_llc, c)
             lv = np.where(sl, LLC, lv)
-            own = in_priv & (oc == cpu)
             l1 = own & (priv_d < self.l1_lines)
             c = np.where(own, np.where(l1, 0.0, self.lat_l2), c)
             lv = np.where(own, np.where(l1, L1, L2), lv)
             cost[pg] = c
             lvl[pg] = lv
-        # metadata accesses: few; the scalar code prices them, with the clocks set to where they
-        # stand in the batch and the line's state as its earlier accesses in the batch left it
-        meta_pos = np.flatnonzero(is_meta)
-        if meta_pos.size:
-            for j in meta_pos.tolist():
-                i = int(arr[j]) - META_BASE
-                if first[j] or fresh[j]:
-                    if not first[j]:
-                        q = int(prev[j])
-                        self.m_stamp[i][cpu] = int(cpos[q] + f[q])
-                        self.m_lstamp[i][llc] = int(lpos[q] + f[q])
-                    self.clock[cpu] = int(cpos[j])
-                    self.llc_clock[llc] = int(lpos[j])
-                    cost[j], lvl[j] = self._meta_one(cpu, i, bool(w[j]))
-                elif w[j]:
-                    # a hot rewrite: a new version, nothing to pay
-                    wv = self.m_wver[i] + 1
-                    self.m_wver[i] = wv
-                    self.m_writer[i] = cpu
-                    self.m_dirty[i] = True
-                    self.m_seen[i][cpu] = wv
-                    self.m_lver[i][llc] = wv
-        # final state: every line was last touched by this CPU at its last access
-        nfresh = int(f.sum())
+        # metadata accesses, line by line (a line's state depends only on its own accesses; the
+        # clocks are set to where they stand in the batch): the line's first access and its fresh
+        # ones are priced by the scalar code, with the state its earlier accesses left; a hot
+        # access costs nothing, and a hot write makes a new version
         end_c = cpos + f
         end_l = lpos + f
-        last = np.flatnonzero(is_last & ~is_meta)
-        if last.size:
-            pfns = arr[last]
-            cids = pfns >> CHUNK_SHIFT
-            for cid in np.unique(cids).tolist():
-                sel = last[cids == cid]
-                ch = self._chunks[cid]
-                off = arr[sel] & (CHUNK - 1)
+        clock, llc_clock = self.clock, self.llc_clock
+        if meta_groups:
+            m_lstamp = self.m_lstamp
+            ms = gstart[npg:]
+            me = gend[npg:]
+            priced = first | fresh
+            msorted = order[npage:]
+            nsc = np.add.reduceat(priced[msorted].astype(np.int64), ms - npage).tolist()
+            nhw = np.add.reduceat((w & ~priced)[msorted].astype(np.int64), ms - npage).tolist()
+            jf = order[ms]
+            jl = order[me - 1]
+            jf_l = jf.tolist()
+            cf = cpos[jf].tolist()
+            lf = lpos[jf].tolist()
+            wf = w[jf].tolist()
+            ec = end_c[jl].tolist()
+            el = end_l[jl].tolist()
+            mc = [0.0] * len(jf_l)
+            ml = [0] * len(jf_l)
+            for g, (a, b) in enumerate(meta_groups):
+                i = int(srt[a]) - META_BASE
+                if nsc[g] == 1:
+                    # only the line's first access needs the scalar code; the rest are hot
+                    clock[cpu] = cf[g]
+                    llc_clock[llc] = lf[g]
+                    mc[g], ml[g] = self._meta_one(cpu, i, wf[g])
+                    if nhw[g]:
+                        self._hot_writes(cpu, llc, i, nhw[g])
+                else:
+                    mc[g], ml[g] = self._meta_line(
+                        cpu, llc, i, order[a:b], priced, w, cpos, lpos, end_c, end_l, cost, lvl
+                    )
+                m_stamp[i][cpu] = ec[g]
+                m_lstamp[i][llc] = el[g]
+            cost[jf] = mc
+            lvl[jf] = ml
+        # final state: every page line was last touched by this CPU at its last access
+        nfresh = int(f.sum())
+        if chunk_runs:
+            pl = order[gend[:npg] - 1]
+            for a, b, ch in chunk_runs:
+                sel = pl[a:b]
+                off = u[a:b] & (CHUNK - 1)
                 ch.np_owner[off] = cpu
                 ch.np_stamp[off] = end_c[sel]
                 ch.np_lstamp[off] = end_l[sel]
-        for j in np.flatnonzero(is_last & is_meta).tolist():
-            i = int(arr[j]) - META_BASE
-            self.m_stamp[i][cpu] = int(end_c[j])
-            self.m_lstamp[i][llc] = int(end_l[j])
-        self.clock[cpu] = c0 + nfresh
-        self.llc_clock[llc] = l0 + nfresh
+        clock[cpu] = c0 + nfresh
+        llc_clock[llc] = l0 + nfresh
         counts = self._counts[cpu]
         for k, v in enumerate(np.bincount(lvl, minlength=len(LEVEL_NAMES)).tolist()):
             counts[k] += v

@@ -7,7 +7,7 @@ So a CPU's local time is `env.now + pending`, and a batch of work is priced in o
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +21,67 @@ if TYPE_CHECKING:
     from simulator.machine.cache import CacheModel
 
 RECENT_WINDOWS = 4096  # IRQ-off windows kept for interrupt-delivery lookups (bounded)
+
+
+_NO_WINDOWS = np.zeros(0)
+
+
+class WindowRing:
+    """A CPU's last RECENT_WINDOWS IRQ-off windows, (start, end) in the order they closed, in two
+    preallocated float arrays: the same memory from the first window to the last."""
+
+    __slots__ = ("starts", "ends", "n", "head")
+
+    def __init__(self) -> None:
+        # allocated at the first window (a CPU that never disables IRQs costs nothing)
+        self.starts = _NO_WINDOWS
+        self.ends = _NO_WINDOWS
+        self.n = 0  # windows held
+        self.head = 0  # where the next one goes
+
+    def _allocate(self) -> None:
+        self.starts = np.zeros(RECENT_WINDOWS)
+        self.ends = np.zeros(RECENT_WINDOWS)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def append(self, start: float, end: float) -> None:
+        if not self.n:
+            self._allocate()
+        i = self.head
+        self.starts[i] = start
+        self.ends[i] = end
+        self.head = (i + 1) % RECENT_WINDOWS
+        if self.n < RECENT_WINDOWS:
+            self.n += 1
+
+    def extend(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        """append() each window in turn."""
+        if not self.n:
+            self._allocate()
+        k = min(len(starts), RECENT_WINDOWS)
+        starts, ends = starts[len(starts) - k :], ends[len(ends) - k :]
+        i = self.head
+        first = min(k, RECENT_WINDOWS - i)
+        self.starts[i : i + first] = starts[:first]
+        self.ends[i : i + first] = ends[:first]
+        self.starts[: k - first] = starts[first:]
+        self.ends[: k - first] = ends[first:]
+        self.head = (i + k) % RECENT_WINDOWS
+        self.n = min(self.n + k, RECENT_WINDOWS)
+
+    def newest_first(self) -> Iterator[tuple[float, float]]:
+        """(start, end) of each window held, the most recent first."""
+        i = self.head
+        starts, ends = self.starts, self.ends
+        for _ in range(self.n):
+            i = i - 1 if i else RECENT_WINDOWS - 1
+            yield float(starts[i]), float(ends[i])
+
+    def __iter__(self) -> Iterator[tuple[float, float]]:
+        """Oldest first."""
+        return reversed(list(self.newest_first()))
 
 
 class CPU:
@@ -52,7 +113,7 @@ class CPU:
         self.irq_windows: dict[str, Histogram] = {}
         self.irq_off_ns = 0.0  # IRQ-off time since `window_floor` (the end of warm-up)
         self.window_floor = 0.0
-        self.recent_windows: deque[tuple[float, float]] = deque(maxlen=RECENT_WINDOWS)
+        self.recent_windows = WindowRing()
         self.cache_cost_ns = 0.0
         self.spin_ns = 0.0
 
@@ -63,6 +124,11 @@ class CPU:
 
     def spend(self, ns: float) -> None:
         self.pending += ns
+
+    def spend_each(self, ns: np.ndarray) -> None:
+        """spend(v) for each value in turn (the same running sum, to the last bit)."""
+        if len(ns):
+            self.pending = float(np.cumsum(np.concatenate(([self.pending], ns)))[-1])
 
     def sync(self) -> simpy.Timeout:
         """An event that lets simulated time catch up with this CPU's pending work."""
@@ -103,19 +169,22 @@ class CPU:
             self._close_window(self.now())
         self.pending += self.costs.irq_save_restore * 0.5
 
-    def record_irq_windows(self, fn: str, starts: np.ndarray, lengths: np.ndarray) -> None:
-        """Record many back-to-back windows of one function computed in a vectorised step."""
+    def record_irq_windows(self, fn: str, starts: np.ndarray, ends: np.ndarray) -> None:
+        """Record back-to-back windows of one function computed in a vectorised step, leaving
+        every statistic exactly as closing them one by one (_close_window) would."""
         if self._irq_depth:
             raise InvariantError(f"{self.scope}: vectorised IRQ windows inside an open window")
+        if len(starts) == 0:
+            return
         h = self.irq_windows.get(fn)
         if h is None:
             h = self.irq_windows[fn] = Histogram()
-        h.add_many(lengths)
-        ends = starts + lengths
-        self.irq_off_ns += float(np.maximum(ends - np.maximum(starts, self.window_floor), 0.0).sum())
-        tail = min(len(starts), RECENT_WINDOWS)
-        for s, ln in zip(starts[-tail:].tolist(), lengths[-tail:].tolist()):
-            self.recent_windows.append((s, s + ln))
+        h.add_each(ends - starts)
+        counted = np.maximum(ends - np.maximum(starts, self.window_floor), 0.0)
+        self.irq_off_ns = float(np.cumsum(np.concatenate(([self.irq_off_ns], counted)))[-1])
+        self.recent_windows.extend(starts, ends)
+        self._irq_start = float(starts[-1])
+        self._irq_fn = fn
 
     def _close_window(self, end: float) -> None:
         length = end - self._irq_start
@@ -125,7 +194,7 @@ class CPU:
         h.add(length)
         # a window that opened before the measurement began counts only from its start
         self.irq_off_ns += max(0.0, end - max(self._irq_start, self.window_floor))
-        self.recent_windows.append((self._irq_start, end))
+        self.recent_windows.append(self._irq_start, end)
 
     @property
     def irqs_disabled(self) -> bool:
@@ -135,7 +204,7 @@ class CPU:
         """How long an interrupt raised at time `t` waits for IRQs to come back on."""
         if self._irq_depth and t >= self._irq_start:
             return max(0.0, self.now() - t)
-        for start, end in reversed(self.recent_windows):
+        for start, end in self.recent_windows.newest_first():
             if start <= t < end:
                 return end - t
             if end <= t:

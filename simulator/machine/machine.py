@@ -7,6 +7,7 @@ from a validated Hardware description; workloads then run kernel code paths on i
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -79,13 +80,18 @@ class Machine:
     kswapd: Callable[[Zone], None] | None = None
     direct_reclaim: Callable[[CPU, Zone], Generator[simpy.Event, None, int]] | None = None
     _zone_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # prepare_alloc_pages() results by (preferred node, highest zone, migratetype, nodemask)
+    alloc_contexts: dict[tuple[int, int, int, frozenset[int] | None], object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._zone_start_list: list[int] = self._zone_starts.tolist()
 
     # ---- lookups ----------------------------------------------------------------------------
     def page_zone(self, pfn: int) -> Zone:
         """page_zone(): the zone a pfn belongs to."""
-        i = int(np.searchsorted(self._zone_starts, pfn, side="right")) - 1
+        i = bisect_right(self._zone_start_list, pfn) - 1
         z = self.zones[i] if i >= 0 else None
-        if z is None or not z.contains(pfn):
+        if z is None or not z.start_pfn <= pfn < z.end_pfn:
             raise InvariantError(f"pfn {pfn} is in no zone")
         return z
 

@@ -12,7 +12,8 @@ Costs charged, and where their numbers come from:
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections import deque
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ import numpy as np
 import simpy
 
 from simulator.errors import InvariantError
+from simulator.machine.tape import Batch, LiveSteps, Step, Tape, tape_steps
 from simulator.mm import buddy
 from simulator.mm.gfp import (
     ALLOC_NOFRAGMENT,
@@ -32,11 +34,12 @@ from simulator.mm.mmzone import (
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
     MIGRATE_PCPTYPES,
+    PAGEBLOCK_ORDER,
     ZONE_DMA32,
     ZONE_NORMAL,
 )
 from simulator.mm.vmstat import NR_FREE_PAGES, __mod_zone_page_state
-from simulator.mm.zone import Zone, zone_watermark_fast
+from simulator.mm.zone import PAGEBLOCK_LINE_BASE, PAGEBLOCKS_PER_LINE, Zone, zone_watermark_fast
 
 if TYPE_CHECKING:
     from simulator.machine.cpu import CPU
@@ -46,9 +49,10 @@ if TYPE_CHECKING:
 Gen = Generator[simpy.Event, None, object]
 
 FPI_NONE = buddy.FPI_NONE
+_NO_CONTEXT = object()
 
 
-@dataclass
+@dataclass(frozen=True)
 class AllocContext:
     """struct alloc_context: what prepare_alloc_pages() works out once per call."""
 
@@ -101,15 +105,23 @@ def prepare_alloc_pages(
 ) -> AllocContext | None:
     """Mirrors prepare_alloc_pages(): zonelist of the preferred node, highest zone, migratetype.
 
-    Leaves out cpusets, fault injection and fs/io reclaim context flags."""
+    Leaves out cpusets, fault injection and fs/io reclaim context flags. Zonelists are fixed at
+    boot, so the result is worked out once per (node, zone, migratetype, nodemask) and shared:
+    callers only read it."""
+    key = (preferred_nid, gfp.highest_zoneidx, gfp.migratetype, nodemask)
+    cached = m.alloc_contexts.get(key, _NO_CONTEXT)
+    if cached is not _NO_CONTEXT:
+        return cached  # type: ignore[return-value]
     zonelist = [
         z
         for z in m.nodes[preferred_nid].zonelist
         if z.zone_idx <= gfp.highest_zoneidx and (nodemask is None or z.node in nodemask)
     ]
-    if not zonelist:
-        return None
-    return AllocContext(zonelist, zonelist[0], gfp.highest_zoneidx, gfp.migratetype, nodemask)
+    ac = None
+    if zonelist:
+        ac = AllocContext(zonelist, zonelist[0], gfp.highest_zoneidx, gfp.migratetype, nodemask)
+    m.alloc_contexts[key] = ac
+    return ac
 
 
 def alloc_flags_nofragment(m: Machine, zone: Zone) -> int:
@@ -264,8 +276,6 @@ def __rmqueue_pcplist(
     with rmqueue_bulk(zone, 0, pcp->batch) whenever it is empty. Returns the pages (fewer
     than `want` if a refill found the buddy empty). IRQs are off (the caller's)."""
     lst = pcp.lists[migratetype]
-    c = cpu.costs
-    debug = cpu.machine.kconfig.debug_list
     out: list[int] = []
     while len(out) < want:
         if not lst:
@@ -273,20 +283,26 @@ def __rmqueue_pcplist(
             pcp.count += got
             if not lst:
                 break
-        k = min(want - len(out), len(lst))
-        taken = [lst.popleft() for _ in range(k)]
-        # list_del(head entry): the page, the next entry's prev pointer, the list head in pcp
-        nxt = taken[1:]
-        nxt.append(lst[0] if lst else pcp.line)
-        lines: list[int] = []
-        head = pcp.line
-        for pg, nx in zip(taken, nxt):
-            lines += (head, pg, nx)
-        cpu.touch(lines)
-        cpu.spend(k * (c.rmqueue_page + (c.list_debug_check if debug else 0.0)))
-        pcp.count -= k
-        out.extend(taken)
+        out.extend(_pcplist_take(cpu, pcp, lst, min(want - len(out), len(lst))))
     return out
+
+
+def _pcplist_take(cpu: CPU, pcp: PerCpuPages, lst: deque[int], k: int) -> list[int]:
+    """k back-to-back __rmqueue_pcplist() calls that find pages on the list: list_del of the
+    head entry each (the page, the next entry's prev pointer, the list head in pcp)."""
+    c = cpu.costs
+    debug = cpu.machine.kconfig.debug_list
+    taken = [lst.popleft() for _ in range(k)]
+    nxt = taken[1:]
+    nxt.append(lst[0] if lst else pcp.line)
+    lines: list[int] = []
+    head = pcp.line
+    for pg, nx in zip(taken, nxt):
+        lines += (head, pg, nx)
+    cpu.touch(lines)
+    cpu.spend(k * (c.rmqueue_page + (c.list_debug_check if debug else 0.0)))
+    pcp.count -= k
+    return taken
 
 
 def rmqueue_bulk(
@@ -404,10 +420,18 @@ def __alloc_pages_bulk(
     cpu.local_irq_save("__alloc_pages_bulk")
     pcp = zone.pcp[cpu.id]
     if page_array is not None:
-        holes = [i for i in range(nr_populated, nr_pages) if page_array.slots[i] is None]
+        slots = page_array.slots
+        holes = [i for i in range(nr_populated, nr_pages) if slots[i] is None]
     else:
         holes = list(range(nr_pages))
-    pages = yield from __rmqueue_pcplist(cpu, zone, ac.migratetype, alloc_flags, pcp, len(holes))
+    # the rest of the IRQ-off loop only touches lines and spends work: priced in one step, from
+    # the pcp list's list_dels on when the list holds every page asked for (no refill)
+    b = Batch(cpu)
+    lst = pcp.lists[ac.migratetype]
+    if holes and len(lst) >= len(holes):
+        pages = _pcplist_take(b, pcp, lst, len(holes))  # type: ignore[arg-type]
+    else:
+        pages = yield from __rmqueue_pcplist(cpu, zone, ac.migratetype, alloc_flags, pcp, len(holes))
     if not pages:
         cpu.local_irq_restore()
         # 5.13: "Try and get at least one page" only if nothing is populated at all, so an
@@ -421,20 +445,21 @@ def __alloc_pages_bulk(
         )
     prep_in_loop = m.kconfig.prep_new_page == "irq_off"
     if prep_in_loop:
-        prep_new_page(cpu, pages, 0, gfp, alloc_flags)
+        prep_new_page(b, pages, 0, gfp, alloc_flags)  # type: ignore[arg-type]
     if page_list is not None:
-        _list_add_pages(cpu, page_list, pages, debug)
+        _list_add_pages(b, page_list, pages, debug)  # type: ignore[arg-type]
         nr_populated = len(page_list.pages)
     else:
         assert page_array is not None
         for slot, pfn in zip(holes, pages):
             page_array.slots[slot] = pfn
-        cpu.touch([page_array.line(s) for s in holes[: len(pages)]])
-        cpu.spend(len(pages) * c.list_line)
+        b.touch([page_array.line(s) for s in holes[: len(pages)]])
+        b.spend(len(pages) * c.list_line)
         # The kernel's loop walks the array to nr_pages, counting populated entries as it skips
         # them, and stops at the first hole it cannot fill: every entry before that is populated.
         nr_populated = holes[len(pages)] if len(pages) < len(holes) else nr_pages
-    __count_zid_vm_events_and_zone_statistics(cpu, ac.preferred_zone, zone, pcp, len(pages))
+    __count_zid_vm_events_and_zone_statistics(b, ac.preferred_zone, zone, pcp, len(pages))  # type: ignore[arg-type]
+    b.run()
     cpu.local_irq_restore()
     if not prep_in_loop:
         # v3: a second pass with IRQs on walks the pages again
@@ -657,116 +682,183 @@ def check_pcp_consistent(pcp: PerCpuPages) -> None:
 # ---------------------------------------------------------------------------------------------
 # Vectorised runs of back-to-back calls. Callers that loop over pages with the single-page API
 # (5.11's page_pool slow path, 5.12's svc_alloc_arg, an SKB free per packet) use these: the calls
-# that take the fast path are priced together in one step, with one IRQ-off window each, exactly
-# as the per-call functions above price them; any call that needs more (a pcp refill or drain,
-# a watermark miss, the slow path) runs alone through the per-call function.
+# that take the fast path are priced together in one step (simulator/machine/tape.py), with one
+# IRQ-off window each, leaving every state and statistic exactly (to the last bit) as the per-call
+# functions above leave them; any call that needs more (a pcp refill or drain, a watermark miss,
+# the slow path, an isolated pageblock) runs alone through the per-call function.
+#
+# A caller's own work around each call (page_pool's ring check and params line before it, mlx5's
+# DMA map after it, the caller's array store) comes as `prologue` and `epilogue` steps (Touch and
+# Spend), priced in program order around every call, fast or not. Runs return each call's local
+# times: before its prologue, at the call, after it, after its epilogue, for the caller's tallies.
 # tests/test_runs.py checks a run against the loop it replaces.
 # ---------------------------------------------------------------------------------------------
 
+RUN_MIN = 3  # shorter stretches of fast calls go through the per-call functions
 
-def alloc_pages_node_run(cpu: CPU, gfp: Gfp, nid: int, n: int) -> Generator[simpy.Event, None, list[int]]:
-    """`n` back-to-back alloc_pages_node(nid, gfp, 0) calls; returns the pages, stopping at the
-    first call that fails (as a caller's loop would)."""
+
+def alloc_pages_node_run(
+    cpu: CPU,
+    gfp: Gfp,
+    nid: int,
+    n: int,
+    prologue: Sequence[Step] = (),
+    epilogue: Sequence[Step] = (),
+) -> Generator[simpy.Event, None, tuple[list[int], np.ndarray]]:
+    """`n` back-to-back alloc_pages_node(nid, gfp, 0) calls, each between its prologue and
+    epilogue steps; stops at the first call that fails (as a caller's loop would: that call's
+    epilogue is not run). Returns the pages and each call's times, shape (calls made, 4)."""
     m = cpu.machine
     c = cpu.costs
     debug = m.kconfig.debug_list
+    live = LiveSteps(cpu)
     out: list[int] = []
+    rows: list[np.ndarray] = []
+    entry = c.call + c.alloc_pages_nodemask
+    per_page = 1 * (c.rmqueue_page + (c.list_debug_check if debug else 0.0))
+    prep = 1 * c.prep_new_page
     while len(out) < n:
+        i = len(out)
         ac = prepare_alloc_pages(m, gfp, nid, None)
-        if ac is None:
-            break
-        zone = ac.zonelist[0]
-        alloc_flags = ALLOC_WMARK_LOW | alloc_flags_nofragment(m, zone)
-        pcp = zone.pcp[cpu.id]
-        lst = pcp.lists[ac.migratetype]
-        mark = zone.wmark_pages(ALLOC_WMARK_LOW)
-        fast = bool(lst) and zone_watermark_fast(zone, 0, mark, ac.highest_zoneidx, alloc_flags, gfp)
-        k = min(n - len(out), len(lst)) if fast else 0
-        if k <= 1:
+        k = 0
+        if ac is not None and not cpu.irqs_disabled and not gfp.zero:
+            zone = ac.zonelist[0]
+            alloc_flags = ALLOC_WMARK_LOW | alloc_flags_nofragment(m, zone)
+            pcp = zone.pcp[cpu.id]
+            lst = pcp.lists[ac.migratetype]
+            if lst and zone_watermark_fast(
+                zone, 0, zone.wmark_pages(ALLOC_WMARK_LOW), ac.highest_zoneidx, alloc_flags, gfp
+            ):
+                k = min(n - i, len(lst))
+        if k < RUN_MIN:
+            t0 = cpu.now()
+            live.run(prologue, i)
+            t1 = cpu.now()
             page = yield from alloc_pages_node(cpu, gfp, nid)
+            t2 = cpu.now()
+            if page is not None:
+                live.run(epilogue, i)
+            rows.append(np.array([[t0, t1, t2, cpu.now()]]))
             if page is None:
                 break
             out.append(page)
             continue
-        # k calls: before the window, the calls' entry and the zone's watermark lines (read)
-        pre = c.call + c.alloc_pages_nodemask + c.get_page_from_freelist + 0.5 * c.irq_save_restore
-        read_cost = cpu.touch([zone.lines.read_mostly, zone.lines.vm_stat] * k, False)
+        # k calls that each take a page from the pcp list (none empties it before the next)
         pages = [lst.popleft() for _ in range(k)]
         nxt = pages[1:]
         nxt.append(lst[0] if lst else pcp.line)
-        lines: list[int] = []
-        for pg, nx in zip(pages, nxt):
-            # __rmqueue_pcplist's list_del, the statistics, then prep_new_page's struct page
-            lines += (pcp.line, pg, nx, pcp.stats_line, cpu.vm_event_line, pg)
-        each = cpu.cache.access_each(cpu.id, lines).reshape(k, 6)[:, :5].sum(axis=1)
-        cpu.cache_cost_ns += float(each.sum())
-        inside = c.rmqueue_page + (c.list_debug_check if debug else 0.0) + c.rmqueue_call + each
-        post = 0.5 * c.irq_save_restore + c.prep_new_page
-        per_call = pre + inside + post
-        per_call[0] += read_cost
-        t0 = cpu.now() - read_cost
-        starts = t0 + np.concatenate(([0.0], np.cumsum(per_call)[:-1])) + pre
-        starts[0] += read_cost
-        cpu.record_irq_windows("rmqueue_pcplist", starts, inside)
-        cpu.spend(float(per_call.sum()) - read_cost)
+        pg = np.array(pages, dtype=np.int64)
+        sl = slice(i, i + k)
+        tape = Tape(cpu, k)
+        tape.mark()
+        tape_steps(tape, prologue, sl)
+        tape.mark()
+        tape.spend(entry)  # __alloc_pages_nodemask
+        tape.spend(c.get_page_from_freelist)
+        tape.touch([zone.lines.read_mostly, zone.lines.vm_stat], False)
+        tape.irq_save("rmqueue_pcplist")
+        tape.touch([pcp.line, pg, np.array(nxt, dtype=np.int64)])  # __rmqueue_pcplist's list_del
+        tape.spend(per_page)
+        tape.spend(c.rmqueue_call)  # __count_zid_vm_events + zone_statistics
+        tape.touch([pcp.stats_line, cpu.vm_event_line])
+        tape.irq_restore()
+        tape.touch([pg])  # prep_new_page
+        tape.spend(prep)
+        tape.mark()
+        tape_steps(tape, epilogue, sl)
+        tape.mark()
+        rows.append(tape.run())
         pcp.count -= k
         m.hand_out(pages)
-        if zone.node == ac.preferred_zone.node:
+        if zone.node == ac.preferred_zone.node:  # type: ignore[union-attr]
             m.stats.numa_hit += k
         else:
             m.stats.numa_miss += k
         if zone.node != cpu.node:
             m.stats.remote_node_allocs += k
         out.extend(pages)
-    return out
+    return out, (np.concatenate(rows) if rows else np.empty((0, 4)))
 
 
-def free_unref_page_run(cpu: CPU, pfns: list[int]) -> Generator[simpy.Event, None, None]:
-    """`len(pfns)` back-to-back put_page() -> free_unref_page() calls (one SKB free per packet)."""
+def free_unref_page_run(
+    cpu: CPU,
+    pfns: list[int],
+    prologue: Sequence[Step] = (),
+    epilogue: Sequence[Step] = (),
+) -> Generator[simpy.Event, None, np.ndarray]:
+    """`len(pfns)` back-to-back put_page() -> free_unref_page() calls (one SKB free per packet),
+    each between its prologue and epilogue steps (PAGE in a Touch: the page being freed).
+    Returns each call's times, shape (len(pfns), 4)."""
     m = cpu.machine
     c = cpu.costs
     debug = m.kconfig.debug_list
-    i = 0
+    live = LiveSteps(cpu)
     n = len(pfns)
+    times = np.empty((n, 4))
+    before = c.call + c.atomic + c.free_pcp_prepare + c.free_unref_page_prepare + c.free_unref_page
+    commit = c.free_unref_page_commit + (c.list_debug_check if debug else 0.0)
+    i = 0
     while i < n:
         zone = m.page_zone(pfns[i])
         pcp = zone.pcp[cpu.id]
-        # the calls up to (not including) the one that reaches pcp->high, within one zone
+        area = zone.free_area
+        # the calls up to (not including) the one that reaches pcp->high, within one zone, up to
+        # a page of an isolated or high-atomic pageblock
         room = pcp.high - 1 - pcp.count
+        lo, hi = zone.start_pfn, zone.end_pfn
+        # get_pageblock_migratetype() of each page (and the bitmap line it reads), inlined
+        pb_mt = area.pageblock_mt
+        mts: list[int] = []
         j = i
-        while j < n and j - i < room and zone.contains(pfns[j]):
+        while j < n and j - i < room and lo <= pfns[j] < hi:
+            mt = pb_mt.get(pfns[j] >> PAGEBLOCK_ORDER, MIGRATE_MOVABLE)
+            if mt >= MIGRATE_PCPTYPES:
+                break
+            mts.append(mt)
             j += 1
         k = j - i
-        if k <= 1:
-            yield from free_unref_page(cpu, pfns[i])
+        if k < RUN_MIN or cpu.irqs_disabled:
+            pfn = pfns[i]
+            t0 = cpu.now()
+            live.run(prologue, i, pfn)
+            t1 = cpu.now()
+            yield from free_unref_page(cpu, pfn)
+            t2 = cpu.now()
+            live.run(epilogue, i, pfn)
+            times[i] = (t0, t1, t2, cpu.now())
             i += 1
             continue
         batch = pfns[i:j]
-        pb_lines: list[int] = []
-        mts = [buddy.get_pageblock_migratetype(zone.free_area, pfn, pb_lines) for pfn in batch]
-        if any(mt >= MIGRATE_PCPTYPES for mt in mts):
-            # an isolated or high-atomic pageblock: the per-call path handles this stretch
-            for pfn in batch:
-                yield from free_unref_page(cpu, pfn)
-            i = j
-            continue
         m.take_back(batch)
-        before = c.call + c.atomic + c.free_pcp_prepare + c.free_unref_page_prepare + c.free_unref_page
-        # per call, in program order: prepare (page, pageblock bitmap), then the commit's lines
-        lines: list[int] = []
-        for pfn, pb, mt in zip(batch, pb_lines, mts):
-            lst = pcp.lists[mt]
-            lines += (pfn, pb, pcp.line, pfn, lst[0] if lst else pcp.line, cpu.vm_event_line)
-            lst.appendleft(pfn)
-        costs = cpu.cache.access_each(cpu.id, lines).reshape(k, 6)
-        pre_each = costs[:, :2].sum(axis=1)
-        each = costs[:, 2:].sum(axis=1)
-        cpu.cache_cost_ns += float(costs.sum())
+        # free_unref_page_commit's list_add: the old first page of the page's list (or the head)
+        mt0 = mts[0]
+        if mts.count(mt0) == k:
+            lst = pcp.lists[mt0]
+            heads = [lst[0] if lst else pcp.line, *batch[:-1]]
+            lst.extendleft(batch)
+        else:
+            heads = []
+            for pfn, mt in zip(batch, mts):
+                lst = pcp.lists[mt]
+                heads.append(lst[0] if lst else pcp.line)
+                lst.appendleft(pfn)
+        pg = np.array(batch, dtype=np.int64)
+        pb_lines = PAGEBLOCK_LINE_BASE + (pg >> PAGEBLOCK_ORDER) // PAGEBLOCKS_PER_LINE
+        sl = slice(i, j)
+        tape = Tape(cpu, k)
+        tape.mark()
+        tape_steps(tape, prologue, sl, pg)
+        tape.mark()
+        tape.spend(before)  # put_page_testzero, free_unref_page_prepare, free_pcp_prepare
+        tape.touch([pg, pb_lines])
+        tape.irq_save("free_unref_page")
+        tape.touch([pcp.line, pg, np.array(heads, dtype=np.int64), cpu.vm_event_line])
+        tape.spend(commit)
+        tape.irq_restore()
+        tape.mark()
+        tape_steps(tape, epilogue, sl, pg)
+        tape.mark()
+        times[i:j] = tape.run()
         pcp.count += k
-        inside = c.free_unref_page_commit + (c.list_debug_check if debug else 0.0) + each
-        half = 0.5 * c.irq_save_restore
-        per_call = before + pre_each + half + inside + half
-        starts = cpu.now() + np.concatenate(([0.0], np.cumsum(per_call)[:-1])) + before + pre_each + half
-        cpu.record_irq_windows("free_unref_page", starts, inside)
-        cpu.spend(float(per_call.sum()))
         i = j
+    return times

@@ -20,18 +20,20 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import simpy
 
+from simulator.machine.tape import Spend, Touch
 from simulator.mm.gfp import Gfp
 from simulator.mm.mmzone import PAGEVEC_SIZE
 from simulator.mm.page_alloc import (
     PageArray,
     PageList,
     __alloc_pages_bulk,
-    alloc_pages_node,
+    alloc_pages_node_run,
     free_pages_bulk,
-    free_unref_page,
     free_unref_page_list,
+    free_unref_page_run,
 )
 
 if TYPE_CHECKING:
@@ -73,17 +75,17 @@ def alloc_attempt(
     if n > len(arr.slots):
         raise ValueError(f"{buf.scope}: asked for {n} pages into an array of {len(arr.slots)}")
     if strategy == "single":
-        got: list[int] = []
-        for i in range(n):
-            if arr.slots[i] is not None:
-                continue
-            page = yield from alloc_pages_node(cpu, gfp, nid)
-            if page is None:
-                break
-            arr.slots[i] = page
-            cpu.touch([arr.line(i)])
-            cpu.spend(c.list_line)
-            got.append(page)
+        # for each NULL slot: alloc_pages_node(), stop at the first failure, store the page
+        slots = arr.slots
+        holes = [i for i in range(n) if slots[i] is None]
+        if not holes:
+            return []
+        lines = np.array([arr.line(i) for i in holes], dtype=np.int64)
+        got, _ = yield from alloc_pages_node_run(
+            cpu, gfp, nid, len(holes), epilogue=(Touch((lines,)), Spend(c.list_line))
+        )
+        for i, page in zip(holes, got):
+            slots[i] = page
         return got
     if strategy == "bulk_list":
         plist = PageList([], buf.list_head_line)
@@ -156,8 +158,7 @@ def free_attempt(
 ) -> Generator[simpy.Event, None, None]:
     """Give `pages` back with the free strategy `how`."""
     if how == "one_by_one":
-        for pfn in pages:
-            yield from free_unref_page(cpu, pfn)
+        yield from free_unref_page_run(cpu, pages)
     elif how == "free_unref_page_list":
         yield from free_unref_page_list(cpu, pages)
     elif how == "free_pages_bulk":

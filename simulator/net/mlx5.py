@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from simulator.mm.page_alloc import free_unref_page
+from simulator.errors import InvariantError
+from simulator.machine.tape import Spend, Tape, Touch, running_sum, running_sums
+from simulator.mm.page_alloc import alloc_pages_node_run, free_unref_page
 from simulator.net.page_pool import (
     PagePool,
     page_pool_alloc_pages,
@@ -246,6 +248,93 @@ def mlx5e_page_alloc_pool(cpu: CPU, rq: Mlx5eRq, t: NetTally) -> Generator[simpy
     return page
 
 
+def mlx5e_page_alloc_pool_run(
+    cpu: CPU, rq: Mlx5eRq, t: NetTally, want: int
+) -> Generator[simpy.Event, None, list[int]]:
+    """`want` back-to-back mlx5e_page_alloc_pool() calls, stopping at the first that fails (as
+    mlx5e_alloc_rx_mpwqe's loop does); returns the pages. Priced in stretches, exactly as the
+    calls one by one: pages popped from page_pool's alloc.cache (its fast path), and in 5.11's
+    one-page mode, runs of slow-path calls that each go to alloc_pages_node() (the allocator run,
+    with page_pool's and mlx5's own work around each call). Anything else (mlx5's page cache
+    holding pages, the ptr_ring to refill from, a bulk refill) goes one call at a time."""
+    pool = rq.pool
+    out: list[int] = []
+    while len(out) < want:
+        left = want - len(out)
+        if not rq.page_cache and pool.count:
+            out += _pool_pop_run(cpu, rq, t, min(left, pool.count))
+        elif not rq.page_cache and not pool.ring and pool.strategy == "single":
+            got = yield from _single_slow_run(cpu, rq, t, left)
+            out += got
+            if len(got) < left:
+                break
+        else:
+            page = yield from mlx5e_page_alloc_pool(cpu, rq, t)
+            if page is None:
+                break
+            out.append(page)
+    return out
+
+
+def _pool_pop_run(cpu: CPU, rq: Mlx5eRq, t: NetTally, k: int) -> list[int]:
+    """k mlx5e_page_alloc_pool() calls served by page_pool_alloc_pages()'s fast path: the pool's
+    call, pool->alloc.cache[--pool->alloc.count], then dma_map_page()."""
+    pool = rq.pool
+    nc = rq.costs
+    slots = pool.alloc.array.slots
+    top = pool.count
+    idx = list(range(top - 1, top - 1 - k, -1))
+    pages = [slots[i] for i in idx]
+    if any(p is None for p in pages):
+        raise InvariantError(f"{pool.scope}: alloc.cache slot below {top} is empty")
+    for i in idx:
+        slots[i] = None  # pagesim keeps popped slots NULL (the array form needs NULLs)
+    pool.count = top - k
+    pool.stats.alloc_fast += k
+    line = pool.alloc.array.line
+    tape = Tape(cpu, k)
+    tape.mark()
+    tape.spend(pool.costs.pp_alloc)
+    tape.touch([np.array([line(i) for i in idx], dtype=np.int64)])
+    tape.mark()
+    tape.spend(nc.dma_map)
+    times = tape.run()
+    # t.pool_ns += now - t0 - (t.alloc_ns - a0) - (t.free_ns - f0), both differences 0.0
+    t.pool_ns = running_sum(t.pool_ns, (times[:, 1] - times[:, 0] - 0.0) - 0.0)
+    t.dma_ns = running_sum(t.dma_ns, np.full(k, nc.dma_map))
+    return pages  # type: ignore[return-value]
+
+
+def _single_slow_run(cpu: CPU, rq: Mlx5eRq, t: NetTally, n: int) -> Generator[simpy.Event, None, list[int]]:
+    """n mlx5e_page_alloc_pool() calls that each reach __page_pool_alloc_pages_slow() in 5.11's
+    one-page mode (mlx5's cache, alloc.cache and the ptr_ring all empty): page_pool's call and
+    empty ring check, the slow path's call and params line, alloc_pages_node(), dma_map_page()."""
+    pool = rq.pool
+    nc = rq.costs
+    c = cpu.costs
+    prologue = (
+        Spend(pool.costs.pp_alloc),
+        Touch((pool.ring_line(pool.consumer),), False),  # __ptr_ring_empty()
+        Spend(c.call),
+        Touch((pool.params_line,)),
+    )
+    pages, times = yield from alloc_pages_node_run(cpu, pool.gfp, pool.nid, n, prologue, (Spend(nc.dma_map),))
+    calls = len(times)
+    k = len(pages)
+    pool.stats.slow_calls += calls
+    pool.stats.slow_pages += k
+    pool.stats.slow_empty += calls - k
+    pool.hold_cnt += k
+    # __page_pool_alloc_pages_slow: t.alloc_ns += now - t0 - (t.free_ns - f0), the latter 0.0
+    alloc = running_sums(t.alloc_ns, (times[:, 2] - times[:, 1]) - 0.0)
+    before = np.concatenate(([t.alloc_ns], alloc[:-1]))
+    t.alloc_ns = float(alloc[-1]) if calls else t.alloc_ns
+    # mlx5e_page_alloc_pool: t.pool_ns += now - t0 - (t.alloc_ns - a0) - (t.free_ns - f0)
+    t.pool_ns = running_sum(t.pool_ns, ((times[:, 2] - times[:, 0]) - (alloc - before)) - 0.0)
+    t.dma_ns = running_sum(t.dma_ns, np.full(k, nc.dma_map))
+    return pages
+
+
 def mlx5e_page_release(
     cpu: CPU, rq: Mlx5eRq, pfn: int, recycle: bool, t: NetTally
 ) -> Generator[simpy.Event, None, None]:
@@ -274,14 +363,11 @@ def mlx5e_alloc_rx_mpwqe(cpu: CPU, rq: Mlx5eRq, t: NetTally) -> Generator[simpy.
     """Mirrors mlx5e_alloc_rx_mpwqe() in drivers/net/ethernet/mellanox/mlx5/core/en_rx.c, v5.12: a page per
     stride, MLX5_MPWRQ_PAGES_PER_WQE of them; if one allocation fails, the pages already taken go back
     (recycled) and the WQE is not posted."""
-    pages: list[int] = []
-    for _ in range(MLX5_MPWRQ_PAGES_PER_WQE):
-        page = yield from mlx5e_page_alloc_pool(cpu, rq, t)
-        if page is None:
-            for p in pages:
-                yield from mlx5e_page_release(cpu, rq, p, True, t)
-            return False
-        pages.append(page)
+    pages = yield from mlx5e_page_alloc_pool_run(cpu, rq, t, MLX5_MPWRQ_PAGES_PER_WQE)
+    if len(pages) < MLX5_MPWRQ_PAGES_PER_WQE:
+        for p in pages:
+            yield from mlx5e_page_release(cpu, rq, p, True, t)
+        return False
     rq.posted.extend(pages)
     return True
 
@@ -333,6 +419,19 @@ def mlx5e_poll_rx_cq(
     cpu.machine.cache.advance(cpu.id, lines)
     bq: list[Frame] = []
     redirected = 0
+    if not rq.recycle and len(vrq.ring) + n <= vrq.ring_size:
+        # every frame is redirected and fits veth's ring: the loop below, without a drop
+        pool = rq.pool
+        cq = rq.cq
+        frames = [Frame(cq.popleft(), pool) for _ in range(n)]
+        unmap = np.full(n, nc.dma_unmap)
+        cpu.spend_each(unmap)
+        t.dma_ns = running_sum(t.dma_ns, unmap)
+        vrq.ring.extend(frames)  # veth_xdp_xmit() of each bulk of DEV_MAP_BULK_SIZE
+        __veth_xdp_flush(vrq)
+        rq.redirected += n
+        t.packets += n
+        return n
     for _ in range(n):
         pfn = rq.cq.popleft()
         if rq.recycle and rq._take_recycle():

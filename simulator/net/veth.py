@@ -19,14 +19,15 @@ the fitted outside cost, charged by the mlx5 poll; here only the page's path is 
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Generator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
 import simpy
 
-from simulator.mm.page_alloc import free_unref_page
+from simulator.machine.tape import PAGE, Spend, Touch, running_sum
+from simulator.mm.page_alloc import free_unref_page, free_unref_page_run
 from simulator.net.page_pool import (
     PagePool,
     page_pool_put_page,
@@ -43,8 +44,7 @@ VETH_RING_SIZE = 256  # drivers/net/veth.c VETH_RING_SIZE (KF §5)
 VETH_NAPI_WEIGHT = 64  # NAPI_POLL_WEIGHT
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """An xdp_frame: the page it lives in and the page_pool that page came from (xdp_mem_info)."""
 
     pfn: int
@@ -131,18 +131,46 @@ def veth_xdp_rcv(cpu: CPU, vrq: VethRq, budget: int, t: NetTally) -> Generator[s
     """Mirrors veth_xdp_rcv() in drivers/net/veth.c, v5.12 for xdp_frames: up to `budget` frames from the
     xdp_ring, each run through veth's XDP program (veth_xdp_rcv_one): XDP_PASS builds an SKB
     (veth_xdp_rcv_bulk_skb -> __xdp_build_skb_from_frame -> xdp_release_frame), passed up and dropped,
-    freeing its page; XDP_DROP (the recycled share) returns the frame to its pool."""
+    freeing its page; XDP_DROP (the recycled share) returns the frame to its pool.
+
+    Consecutive XDP_PASS frames are priced together (veth_pass_frames), in the same order."""
     n = min(budget, len(vrq.ring))
+    passed: list[Frame] = []
     for _ in range(n):
         fr = vrq.ring.popleft()
         if vrq.recycle and vrq._take_recycle():
+            if passed:
+                yield from veth_pass_frames(cpu, vrq, passed, t)
+                passed = []
             vrq.xdp_drops += 1
             yield from xdp_return_frame(cpu, fr, t)
             continue
-        xdp_release_frame(cpu, fr, t)
-        vrq.passed += 1
-        yield from page_frag_free(cpu, fr.pfn, t)
+        passed.append(fr)
+    if passed:
+        yield from veth_pass_frames(cpu, vrq, passed, t)
     return n
+
+
+def veth_pass_frames(
+    cpu: CPU, vrq: VethRq, frames: list[Frame], t: NetTally
+) -> Generator[simpy.Event, None, None]:
+    """XDP_PASS for each frame in turn: xdp_release_frame() (virt_to_head_page() reads the struct
+    page, page_pool_release_page()), then page_frag_free() (free_unref_page()). Priced as one
+    free_unref_page_run() with the release as each call's prologue: exactly what calling the two
+    functions frame by frame prices, tallies included."""
+    c = cpu.costs
+    pools = [fr.pool for fr in frames]
+    first = pools[0]
+    same = all(p is first for p in pools)
+    rel = first.release_line if same else np.array([p.release_line for p in pools], dtype=np.int64)
+    release = (Touch((PAGE,)), Spend(c.call + c.atomic), Touch((rel,)))
+    times = yield from free_unref_page_run(cpu, [fr.pfn for fr in frames], prologue=release)
+    t.pool_ns = running_sum(t.pool_ns, times[:, 1] - times[:, 0])
+    t.free_ns = running_sum(t.free_ns, times[:, 2] - times[:, 1])
+    for pool, k in [(first, len(frames))] if same else Counter(pools).items():
+        pool.release_cnt += k
+        pool.stats.released += k
+    vrq.passed += len(frames)
 
 
 def veth_poll(cpu: CPU, vrq: VethRq, t: NetTally) -> Generator[simpy.Event, None, int]:

@@ -196,7 +196,7 @@ class SvcRqst:
         return self.buf.array.slots
 
     def missing(self) -> int:
-        return sum(1 for p in self.rq_pages if p is None)
+        return self.rq_pages.count(None)
 
 
 def svc_alloc_arg(r: SvcRqst) -> Generator[simpy.Event, None, bool]:
