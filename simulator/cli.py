@@ -108,8 +108,11 @@ def to_json(data: Any) -> str:
 
 
 def fmt_value(v: Any) -> str:
-    """A table cell: integers as is, floats to a readable precision."""
-    if isinstance(v, bool) or v is None:
+    """A table cell: integers as is, floats to a readable precision, "-" for no value (a figure
+    that does not apply to the point, such as drops at a saturating load)."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
         return str(v)
     if isinstance(v, int):
         return str(v)

@@ -335,9 +335,11 @@ def run(ctx: PointContext) -> dict[str, Any]:
         "pps_per_cpu": pps / len(cpus),
         "ns_per_packet": busy * per_packet,
         "alloc_ns_per_packet": sum(t.alloc_ns for t in tallies) * per_packet,
-        "irq_latency_p50_ns": irq.quantile(0.5),
-        "irq_latency_p99_ns": irq.quantile(0.99),
-        "irq_latency_max_ns": irq.max,
+        # None when no device interrupt was raised (a saturated queue never re-arms NAPI): an
+        # empty histogram has no latency, and 0 would read as "interrupts were never delayed"
+        "irq_latency_p50_ns": irq.quantile(0.5) if irq.n else None,
+        "irq_latency_p99_ns": irq.quantile(0.99) if irq.n else None,
+        "irq_latency_max_ns": irq.max if irq.n else None,
         "drops": None if saturate else sum(rq.drops for rq in all_rqs),
         # where a packet's time goes (ns per packet)
         "free_ns_per_packet": sum(t.free_ns for t in tallies) * per_packet,
