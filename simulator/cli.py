@@ -12,13 +12,12 @@ import argparse
 import importlib
 import json
 import math
-import multiprocessing
 import os
 import re
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +29,7 @@ from simulator.calibration import derive, format_derivation, load_calibration
 from simulator.errors import ConfigError, InvariantError, Problem
 from simulator.hardware import Hardware, load_hardware
 from simulator.mm.zone_setup import BootNumbers, boot_numbers, check_node_memory
+from simulator.pool import abort_pool, process_pool, quiet_worker
 from simulator.run import Point, expand
 from simulator.scenario import Overrides, Scenario, load_scenario
 from simulator.workloads import WORKLOADS
@@ -312,10 +312,7 @@ _WORKER_SCENARIO: Scenario | None = None
 
 
 def _worker_init(sc: Scenario) -> None:
-    # The parent handles Ctrl-C and SIGTERM and ends the workers itself: they must stay quiet
-    # (no KeyboardInterrupt tracebacks) and die at once when terminated.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    quiet_worker()
     global _WORKER_SCENARIO
     _WORKER_SCENARIO = sc
 
@@ -342,13 +339,7 @@ def run_points(
 
 
 def _run_pool(sc: Scenario, points: Sequence[Point], jobs: int, notify: OnDone) -> list[dict[str, Any]]:
-    # forkserver: workers start from a clean process, not a fork of one that may run threads
-    # (the progress bar's); spawn where it is missing.
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(points)), mp_context=ctx, initializer=_worker_init, initargs=(sc,)
-    )
+    pool = process_pool(min(jobs, len(points)), _worker_init, (sc,))
     rows: list[dict[str, Any]] = [{} for _ in points]
     try:
         futures: dict[Future, int] = {pool.submit(_worker_run, p): i for i, p in enumerate(points)}
@@ -357,21 +348,10 @@ def _run_pool(sc: Scenario, points: Sequence[Point], jobs: int, notify: OnDone) 
             rows[i] = fut.result()
             notify(i, points[i], rows[i])
     except BaseException:
-        _abort_pool(pool)
+        abort_pool(pool)
         raise
     pool.shutdown()
     return rows
-
-
-def _abort_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel queued points and end the running ones now (they hold nothing worth keeping)."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        if proc.is_alive():
-            proc.terminate()
-    for proc in procs:
-        proc.join(timeout=5)
 
 
 def _point_label(p: Point) -> str:
@@ -379,21 +359,26 @@ def _point_label(p: Point) -> str:
     return f"strategy={p.strategy} batch={p.batch} cpus={p.cpus}{grid} replication={p.replication}"
 
 
+def _progress_bar() -> Any:
+    """The rich progress bar of `run` and `sweep` (on stderr: stdout may hold --json)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+    )
+
+
 @contextmanager
 def progress(total: int) -> Iterator[OnDone]:
     """A per-point callback showing progress on stderr: a rich bar on a terminal, else lines."""
     count = 0
     if sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(file=sys.stderr),
-        )
+        bar = _progress_bar()
         task = bar.add_task("points", total=total)
 
         def tick(i: int, p: Point, row: dict[str, Any]) -> None:
@@ -548,16 +533,7 @@ def sweep_progress(out: Path) -> Iterator[tuple[Callable[[int, int], None], Call
         if reused:
             say(f"{reused} of {total} points already finished (in {out / '.points'}/); running the others")
         if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(file=sys.stderr),
-            )
+            bar = _progress_bar()
             task = bar.add_task("points", total=total, completed=reused)
             bar.start()
 

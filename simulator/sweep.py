@@ -36,14 +36,13 @@ import contextlib
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import platform
 import shlex
-import signal
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -58,6 +57,7 @@ import simulator
 from simulator import results
 from simulator import run as run_module
 from simulator.errors import ConfigError
+from simulator.pool import abort_pool, process_pool, quiet_worker
 from simulator.run import Point, expand
 from simulator.scenario import Overrides, Scenario, Setting, load_scenario
 from simulator.workloads import WORKLOADS
@@ -324,9 +324,7 @@ _WORKER_SCENARIOS: tuple[Scenario, ...] = ()
 
 
 def _worker_init(scenarios: tuple[Scenario, ...]) -> None:
-    # The parent handles Ctrl-C and SIGTERM and ends the workers itself (as `pagesim run` does).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    quiet_worker()
     global _WORKER_SCENARIOS
     _WORKER_SCENARIOS = scenarios
 
@@ -341,14 +339,14 @@ def _cost(sc: Scenario, p: Point) -> float:
     return (sc.model.warmup + sc.model.duration) * p.cpus
 
 
-class Executor:
+class Executor(ABC):
     """Runs tasks and reports each row as it finishes; `describe()` goes into metadata.json."""
 
-    def run(self, scenarios: Sequence[Scenario], tasks: Sequence[Task], done: Done) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def run(self, scenarios: Sequence[Scenario], tasks: Sequence[Task], done: Done) -> None: ...
 
-    def describe(self) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def describe(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -362,14 +360,7 @@ class LocalExecutor(Executor):
             for t in tasks:
                 done(t, run_task(scenarios[t.scenario], t.point))
             return
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.jobs, len(tasks)),
-            mp_context=ctx,
-            initializer=_worker_init,
-            initargs=(tuple(scenarios),),
-        )
+        pool = process_pool(min(self.jobs, len(tasks)), _worker_init, (tuple(scenarios),))
         order = sorted(tasks, key=lambda t: -_cost(scenarios[t.scenario], t.point))
         try:
             futures: dict[Future[dict[str, Any]], Task] = {
@@ -378,23 +369,12 @@ class LocalExecutor(Executor):
             for fut in as_completed(futures):
                 done(futures[fut], fut.result())
         except BaseException:
-            _abort_pool(pool)
+            abort_pool(pool)
             raise
         pool.shutdown()
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "serial" if self.jobs <= 1 else "processes", "jobs": self.jobs}
-
-
-def _abort_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel queued points and end the running ones now (a row is kept only once finished)."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        if proc.is_alive():
-            proc.terminate()
-    for proc in procs:
-        proc.join(timeout=5)
 
 
 @dataclass

@@ -32,7 +32,6 @@ class Gfp:
     atomic: bool  # __GFP_ATOMIC: cannot sleep, ALLOC_HARDER
     direct_reclaim: bool  # __GFP_DIRECT_RECLAIM: may reclaim and sleep
     kswapd_reclaim: bool  # __GFP_KSWAPD_RECLAIM: wakes kswapd
-    zero: bool = False  # __GFP_ZERO: prep_new_page clears the page
     migratetype: int = MIGRATE_UNMOVABLE  # gfp_migratetype(): no __GFP_MOVABLE/RECLAIMABLE
     highest_zoneidx: int = ZONE_NORMAL  # gfp_zone(): no zone modifier
 

@@ -345,14 +345,13 @@ def rmqueue_bulk(
 
 def prep_new_page(cpu: CPU, pages: list[int], order: int, gfp: Gfp, alloc_flags: int) -> None:
     """Mirrors prep_new_page() for each page: post_alloc_hook (refcount, private, flags) on the
-    struct page; clears the page for __GFP_ZERO. Debug hooks (KASAN, page owner) are off.
+    struct page. Debug hooks (KASAN, page owner) are off, and no modelled caller passes
+    __GFP_ZERO (page_pool and svc_alloc_arg do not), so pages are never cleared here.
 
     Also where pagesim records that the page is handed out (to catch double allocation)."""
     c = cpu.costs
     cpu.touch(pages)
     cpu.spend(len(pages) * c.prep_new_page)
-    if gfp.zero:
-        raise NotImplementedError("__GFP_ZERO clearing is not modelled")
     cpu.machine.hand_out(pages)
 
 
@@ -721,7 +720,7 @@ def alloc_pages_node_run(
         i = len(out)
         ac = prepare_alloc_pages(m, gfp, nid, None)
         k = 0
-        if ac is not None and not cpu.irqs_disabled and not gfp.zero:
+        if ac is not None and not cpu.irqs_disabled:
             zone = ac.zonelist[0]
             alloc_flags = ALLOC_WMARK_LOW | alloc_flags_nofragment(m, zone)
             pcp = zone.pcp[cpu.id]
