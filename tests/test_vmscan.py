@@ -10,7 +10,7 @@ import simpy
 from simulator.hardware import load_hardware
 from simulator.machine.machine import Machine, build_machine
 from simulator.machine.sched import RunQueues
-from simulator.mm.balloon import balloon_deflate_exact, balloon_inflate
+from simulator.mm.balloon import balloon_deflate, balloon_inflate
 from simulator.mm.gfp import GFP_KERNEL
 from simulator.mm.mmzone import ZONE_NORMAL
 from simulator.mm.page_alloc import alloc_pages_node
@@ -40,7 +40,7 @@ def test_reclaim_cost_is_derived_from_the_measurement():
     assert "Lumpkin" in formula
 
 
-def test_balloon_deflate_exact_splits_blocks_and_conserves_pages():
+def test_balloon_deflate_splits_blocks_and_conserves_pages():
     m = machine()
     z = m.nodes[0].zone(ZONE_NORMAL)
     assert z is not None
@@ -48,7 +48,7 @@ def test_balloon_deflate_exact_splits_blocks_and_conserves_pages():
     assert held == 5000
     for n in (SWAP_CLUSTER_MAX, 1, 700, 32):
         before = z.balloon_pages
-        assert balloon_deflate_exact(z, n) == n
+        assert balloon_deflate(z, n) == n
         assert z.balloon_pages == before - n
         m.check_invariants()
 

@@ -48,26 +48,9 @@ def balloon_inflate(zone: Zone, pages: int) -> int:
 
 
 def balloon_deflate(zone: Zone, pages: int) -> int:
-    """Give back up to `pages` pages (whole blocks, most recent first) to the buddy; returns
-    how many went back (may exceed `pages` by part of one block)."""
-    area = zone.free_area
-    freed = 0
-    scratch: list[int] = []
-    while freed < pages and zone.balloon:
-        pfn, order = zone.balloon.pop()
-        mt = buddy.get_pageblock_migratetype(area, pfn, scratch)
-        buddy.__free_one_page(area, pfn, order, mt, buddy.FPI_NONE, scratch)
-        scratch.clear()
-        freed += 1 << order
-    zone.balloon_pages -= freed
-    zone.vm_stat[NR_FREE_PAGES] += freed
-    return freed
-
-
-def balloon_deflate_exact(zone: Zone, pages: int) -> int:
-    """Give back exactly min(`pages`, held) pages: like balloon_deflate(), but a block larger
-    than what is still wanted is split, its upper halves staying in the balloon, so a reclaim
-    model can free SWAP_CLUSTER_MAX pages at a time. Returns how many went back."""
+    """Give back exactly min(`pages`, held) pages to the buddy, most recent blocks first; a
+    block larger than what is still wanted is split, its upper halves staying in the balloon
+    (so a reclaim model can free SWAP_CLUSTER_MAX pages at a time). Returns how many went back."""
     area = zone.free_area
     freed = 0
     scratch: list[int] = []

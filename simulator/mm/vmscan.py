@@ -2,7 +2,7 @@
 
 What is reclaimed is clean, unmapped page cache. pagesim does not simulate who filled the page
 cache: a scenario puts it in each zone's balloon (mm/balloon.py), and reclaim hands it back to
-the buddy allocator SWAP_CLUSTER_MAX pages at a time (balloon_deflate_exact). Installed on a
+the buddy allocator SWAP_CLUSTER_MAX pages at a time (balloon_deflate). Installed on a
 machine, `Reclaim` sets the two hooks the allocator calls: `machine.kswapd` (wakeup_kswapd() from
 the slow path) and `machine.direct_reclaim` (__alloc_pages_direct_reclaim()).
 
@@ -28,7 +28,7 @@ import simpy
 from simulator.machine.cpu import CPU
 from simulator.machine.machine import Machine
 from simulator.machine.sched import THREAD, RunQueues
-from simulator.mm.balloon import balloon_deflate_exact
+from simulator.mm.balloon import balloon_deflate
 from simulator.mm.mmzone import ZONE_NORMAL
 from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state, zone_page_state_snapshot
 from simulator.mm.zone import Zone
@@ -184,7 +184,7 @@ class Reclaim:
         n = min(nr_to_reclaim, zone.balloon_pages)
         cpu.spend(n * self.cost)
         yield from zone.lock.spin_lock(cpu)
-        freed = balloon_deflate_exact(zone, n)
+        freed = balloon_deflate(zone, n)
         zone.lock.spin_unlock(cpu)
         return freed
 

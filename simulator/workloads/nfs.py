@@ -27,7 +27,7 @@ import numpy as np
 import simpy
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.calibration import load_calibration
+from simulator.calibration import ALLOCATOR_FUNCTIONS, load_calibration
 from simulator.errors import ConfigError
 from simulator.hardware import Hardware
 from simulator.machine.cpu import CPU
@@ -68,19 +68,6 @@ GFP_HIGHUSER_MOVABLE = Gfp(
 )
 BACKGROUND_GFP = {"GFP_KERNEL": GFP_KERNEL, "GFP_HIGHUSER_MOVABLE": GFP_HIGHUSER_MOVABLE}
 
-# The reference perf profile's page allocator functions (KF §1: allocation side 9.85 %, free
-# side 5.91 %); the rest of a packet's time is kernel network work.
-ALLOCATOR_PROFILED = (
-    "__alloc_pages_nodemask",
-    "get_page_from_freelist",
-    "rmqueue",
-    "prep_new_page",
-    "free_unref_page",
-    "free_unref_page_prepare",
-    "free_unref_page_commit",
-    "free_pcp_prepare",
-)
-
 
 def derive_wire_packet_ns(hw: Hardware) -> tuple[float, str]:
     """The named calibration of network work per TCP segment, from the reference profile.
@@ -92,7 +79,7 @@ def derive_wire_packet_ns(hw: Hardware) -> tuple[float, str]:
     no data copy: both move this figure, in opposite directions)."""
     cal = load_calibration(hw.calibration_path())
     per_packet = 1e9 / cal.reference.packets_per_second
-    share = sum(cal.self_percent[f] for f in ALLOCATOR_PROFILED) / 100.0
+    share = sum(cal.self_percent[f] for f in ALLOCATOR_FUNCTIONS) / 100.0
     scale = cal.reference.clock / hw.cpu.clock
     ns = per_packet * (1.0 - share) * scale
     formula = (
