@@ -186,6 +186,17 @@ def _jobs(text: str) -> int:
     return n
 
 
+def _add_override_flags(p: argparse.ArgumentParser, whose: str) -> None:
+    """The flags `run` and `sweep` share: each overrides what the scenario files say (_overrides)."""
+    p.add_argument("--hardware", metavar="FILE", help=f"hardware file instead of the {whose}")
+    p.add_argument("--strategy", action="append", metavar="S", help="strategy (repeatable)")
+    p.add_argument("--batch", action="append", type=_whole, metavar="N", help="batch size (repeatable)")
+    p.add_argument("--cpus", action="append", type=_whole, metavar="N", help="CPU count (repeatable)")
+    p.add_argument("--seed", type=_whole, metavar="N", help="root seed")
+    p.add_argument("--duration", metavar="D", help="simulated time per point, e.g. '100 us'")
+    p.add_argument("--replications", type=_whole, metavar="N")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = _Parser(prog=PROG, description="Discrete-event simulator of the Linux 5.12 page allocator.")
@@ -194,13 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run every point of a scenario and write its results")
     r.add_argument("scenario", metavar="SCENARIO.yaml")
-    r.add_argument("--hardware", metavar="FILE", help="hardware file instead of the scenario's")
-    r.add_argument("--strategy", action="append", metavar="S", help="strategy (repeatable)")
-    r.add_argument("--batch", action="append", type=_whole, metavar="N", help="batch size (repeatable)")
-    r.add_argument("--cpus", action="append", type=_whole, metavar="N", help="CPU count (repeatable)")
-    r.add_argument("--seed", type=_whole, metavar="N", help="root seed")
-    r.add_argument("--duration", metavar="D", help="simulated time per point, e.g. '100 us'")
-    r.add_argument("--replications", type=_whole, metavar="N")
+    _add_override_flags(r, "scenario's")
     r.add_argument("--out", type=Path, metavar="DIR", help="results directory (default results/<name>/)")
     r.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
     r.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="worker processes (default 1)")
@@ -221,13 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument(
         "file", metavar="SWEEP.yaml", help="a sweep file (lists scenario files) or a scenario file"
     )
-    w.add_argument("--hardware", metavar="FILE", help="hardware file instead of the scenarios'")
-    w.add_argument("--strategy", action="append", metavar="S", help="strategy (repeatable)")
-    w.add_argument("--batch", action="append", type=_whole, metavar="N", help="batch size (repeatable)")
-    w.add_argument("--cpus", action="append", type=_whole, metavar="N", help="CPU count (repeatable)")
-    w.add_argument("--seed", type=_whole, metavar="N", help="root seed")
-    w.add_argument("--duration", metavar="D", help="simulated time per point, e.g. '100 us'")
-    w.add_argument("--replications", type=_whole, metavar="N")
+    _add_override_flags(w, "scenarios'")
     w.add_argument(
         "--grid",
         action="append",

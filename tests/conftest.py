@@ -10,7 +10,12 @@ Both use the reference profile's calibration, at the reference clock (work scale
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import os
+import signal as _signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Generator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -66,3 +71,28 @@ def machine() -> Callable[..., Machine]:
 
     (Hypothesis tests, which cannot take function-scoped fixtures, call new_machine directly.)"""
     return new_machine
+
+
+def interrupt_cli(args: Sequence[str], cwd: Path, after: str, sig: _signal.Signals) -> tuple[int, str, str]:
+    """Run `python -m simulator.cli ARGS`, send `sig` once a stderr line contains `after` (or
+    stderr ends), and return (exit status, stdout, all of stderr)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen.append(line)
+        if after in line or not line:
+            break
+    proc.send_signal(sig)
+    out, rest = proc.communicate(timeout=60)
+    return proc.returncode, out, "".join(seen) + rest

@@ -11,13 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import interrupt_cli
 
 from simulator import cli
 from simulator.errors import InvariantError
@@ -286,28 +286,9 @@ def test_keyboard_interrupt_in_process_reports_progress(
 
 
 def test_sigterm_with_workers_stops_quietly_and_writes_nothing(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = ["run", str(SCENARIO), "--duration", "500 us", "--jobs", "2", "--out", str(tmp_path / "x")]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", *args],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stderr is not None
-    seen = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        seen.append(line)
-        if "[1/" in line or not line:
-            break
-    proc.send_signal(signal.SIGTERM)
-    out, rest = proc.communicate(timeout=60)
-    err = "".join(seen) + rest
-    assert proc.returncode == 130, err
+    rc, out, err = interrupt_cli(args, tmp_path, "[1/", signal.SIGTERM)
+    assert rc == 130, err
     assert "[1/" in err  # signalled mid-run, after a point finished
     assert err.strip().splitlines()[-1].startswith("pagesim: interrupted after ")
     assert err.strip().endswith("points; nothing written")

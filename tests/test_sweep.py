@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import interrupt_cli
 
 from simulator import cli, sweep
 from simulator.errors import ConfigError
@@ -389,21 +389,8 @@ def test_sigint_to_the_command_keeps_finished_points_and_the_rerun_resumes(tmp_p
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "simulator.cli", "sweep", str(path), "--jobs", "2", "--out", str(out)]
-    proc = subprocess.Popen(
-        args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    assert proc.stderr is not None
-    seen = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        seen.append(line)
-        if "[2/24]" in line or not line:
-            break
-    proc.send_signal(signal.SIGINT)
-    stdout, rest = proc.communicate(timeout=60)
-    err = "".join(seen) + rest
-    assert proc.returncode == 130, err
+    rc, stdout, err = interrupt_cli(args[3:], tmp_path, "[2/24]", signal.SIGINT)
+    assert rc == 130, err
     assert "Traceback" not in err and stdout == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith("pagesim: interrupted: ") and "of 24 points finished" in last
