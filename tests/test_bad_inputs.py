@@ -31,6 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BROADWELL = "broadwell-e5-1650v4.yaml"
 SKYLAKE = "skylake-sp-2s.yaml"
 PAGESIM = Path(sys.executable).parent / "pagesim"
+SEED_RANGE = (
+    "seeds must be whole numbers from 0 to 9,223,372,036,854,775,807 (2^63-1: the result files' int64"
+    " seed column)"
+)
 
 
 def _doc(path: Path) -> dict[str, Any]:
@@ -124,7 +128,7 @@ FILE_CASES = [
     ),
     Case(
         "seed-negative",
-        ("{sc}: seed: Input should be greater than or equal to 0 (got -1)",),
+        ("{sc}: seed: " + SEED_RANGE + " (got -1)",),
         edits=(_set("seed", value=-1),),
     ),
     Case(
@@ -270,10 +274,7 @@ FILE_CASES = [
     ),
     Case(
         "workload-section-wrong-type",
-        (
-            "{sc}: xdp_redirect.ring_size: Input should be a valid integer, unable to parse string as an "
-            "integer (got 'large')",
-        ),
+        ("{sc}: xdp_redirect.ring_size: Input should be a valid integer (got 'large')",),
         base="xdp_redirect.yaml",
         edits=(_set("xdp_redirect", "ring_size", value="large"),),
     ),
@@ -316,7 +317,7 @@ FILE_CASES = [
     Case(
         "several-problems",
         (
-            "{sc}: seed: Input should be greater than or equal to 0 (got -5)",
+            "{sc}: seed: " + SEED_RANGE + " (got -5)",
             "{sc}: batches: batch sizes must be whole numbers from 1 to 4096, got 0 (got [0])",
             "{sc}: duration: unknown unit 'sec' in '1 sec': expected a duration in one of ns, us, ms, s "
             "(got '1 sec')",
@@ -355,7 +356,7 @@ FLAG_CASES = [
     ),
     Case(
         "flag-seed-negative",
-        ("command line: --seed: Input should be greater than or equal to 0 (got -1)",),
+        ("command line: --seed: " + SEED_RANGE + " (got -1)",),
         flags=("--seed", "-1"),
         commands=("run",),
     ),
