@@ -179,6 +179,25 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number (got {text!r})") from None
 
 
+def _out_dir(text: str) -> Path:
+    """--out: a directory path (an empty one would mean the working directory, by accident)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a directory path (got {text!r})")
+    return Path(text)
+
+
+def _tolerance(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0 <= v < 1e6:
+        raise argparse.ArgumentTypeError(
+            f"expected a relative difference such as 0.01 for 1 % (got {text!r})"
+        )
+    return v
+
+
 def _jobs(text: str) -> int:
     n = _whole(text)
     if n < 1:
@@ -206,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run every point of a scenario and write its results")
     r.add_argument("scenario", metavar="SCENARIO.yaml")
     _add_override_flags(r, "scenario's")
-    r.add_argument("--out", type=Path, metavar="DIR", help="results directory (default results/<name>/)")
+    r.add_argument("--out", type=_out_dir, metavar="DIR", help="results directory (default results/<name>/)")
     r.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
     r.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="worker processes (default 1)")
 
@@ -234,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="another grid axis: a dotted scenario parameter and its values, e.g."
         " kernel.prep_new_page=irq_off,second_pass (repeatable; nfs.* applies to nfs scenarios only)",
     )
-    w.add_argument("--out", type=Path, metavar="DIR", help="results directory (default results/<name>/)")
+    w.add_argument("--out", type=_out_dir, metavar="DIR", help="results directory (default results/<name>/)")
     where = w.add_mutually_exclusive_group()
     where.add_argument("--jobs", type=_jobs, metavar="N", help="worker processes (default: every core)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
@@ -247,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind", action="append", choices=PLOT_KINDS, help="figure kind (repeatable; default all)"
     )
     g.add_argument("--scenario", action="append", metavar="NAME", help="only this scenario (repeatable)")
-    g.add_argument("--out", type=Path, metavar="DIR", help="where to write (default RESULTS/figures/)")
+    g.add_argument("--out", type=_out_dir, metavar="DIR", help="where to write (default RESULTS/figures/)")
     g.add_argument("--format", action="append", choices=("png", "svg"), help="default: png and svg")
 
     m = sub.add_parser("compare", help="ratios B/A of the figures of two result sets")
@@ -256,6 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--a", dest="where_a", action="append", metavar="COLUMN=VALUE", help="select A's rows")
     m.add_argument("--b", dest="where_b", action="append", metavar="COLUMN=VALUE", help="select B's rows")
     m.add_argument("--metric", action="append", metavar="M", help="figure to compare (repeatable)")
+    m.add_argument(
+        "--across",
+        action="append",
+        choices=("workload", "hardware"),
+        help="allow A and B to differ in this identity column (repeatable)",
+    )
+    m.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        default=0.01,
+        metavar="R",
+        help="relative difference marked '*' at one replication (default 0.01: 1 %%)",
+    )
     m.add_argument("--json", action="store_true", help="every figure's A, B and B/A as JSON on stdout")
 
     sub.add_parser("validate-model", help="compare the model with published measurements", add_help=False)
@@ -413,6 +445,13 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     preflight(sc)
     out = args.out if args.out is not None else Path("results") / sc.name
     check_out_dir(out)
+    with results.writer_lock(out, sc.name):
+        return _run_locked(sc, out, args, argv)
+
+
+def _run_locked(sc: Scenario, out: Path, args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from simulator import results
+
     points = expand(sc)
     jobs = min(args.jobs, len(points))
     say(f"{sc.name}: {len(points)} points on {sc.hardware.name}, {jobs} process(es)")
@@ -470,7 +509,7 @@ def default_jobs() -> int:
 
 def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """`pagesim sweep`: every point not finished yet, then the tables, then the summary."""
-    from simulator import sweep
+    from simulator import results, sweep
 
     grid = tuple(sweep.parse_grid_flag(g) for g in args.grid or ())
     ov = _overrides(args)
@@ -486,7 +525,7 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         executor = sweep.LocalExecutor(args.jobs or default_jobs())
         where = f"{executor.jobs} process(es)"
     names = ", ".join(sc.name for sc in sw.scenarios)
-    with sweep_progress(out) as (start, tick):
+    with results.writer_lock(out, sw.name), sweep_progress(out) as (start, tick):
         try:
             res = sweep.run_sweep(
                 sw, out, executor, on_start=start, on_done=tick, fresh=args.fresh, argv=[PROG, *argv]
@@ -592,8 +631,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     d = _results_dir(args.results, "RESULTS")
     out = args.out if args.out is not None else d / "figures"
+    rs = plots.load(d)  # a damaged or empty table fails here, before anything is written
     check_out_dir(out)
-    rs = plots.load(d)
     if args.scenario:
         unknown = [n for n in args.scenario if n not in rs.scenarios]
         if unknown:
@@ -640,6 +679,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         where_a=_selection(args.where_a, "--a"),
         where_b=_selection(args.where_b, "--b"),
         metrics=args.metric,
+        across=args.across or (),
+        tolerance=args.tolerance,
     )
     if args.json:
         print(to_json(cmp.as_dict()), flush=True)
@@ -648,6 +689,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for title, headers, rows in cmp.tables():
         print_table(headers, [[fmt_value(_json_safe(v)) for v in r] for r in rows], title=title)
         print(flush=True)
+    print(cmp.rule(), flush=True)
     return EXIT_OK
 
 

@@ -42,6 +42,7 @@ from PIL import Image
 
 import simulator
 from simulator import results
+from simulator.errors import ConfigError
 from simulator.scenario import set_path
 from simulator.sweep import load_summary
 
@@ -202,7 +203,7 @@ def load(directory: str | Path) -> ResultSet:
     for c in cfg.get("scenarios", [cfg] if "workload" in cfg else []):
         configs[str(c.get("name"))] = c
     meta: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ConfigError):
         meta = results.load_metadata(d)
     grid = list(meta.get("grid_columns", [])) or [c for c in summary.columns if "." in c]
     return ResultSet(d, summary, configs, meta, grid)
@@ -687,7 +688,6 @@ def write_figures(
 ) -> tuple[list[Path], list[str]]:
     """Write every applicable figure; returns the files and a note per kind that did not apply."""
     d = Path(out)
-    d.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     notes: list[str] = []
     for kind in kinds:
@@ -700,6 +700,7 @@ def write_figures(
         if not made:
             notes.append(f"no {kind} figure: {_why_not(kind)}")
         for stem, fig in made:
+            d.mkdir(parents=True, exist_ok=True)  # only once there is a figure to put in it
             written += save(fig, d, stem, formats)
     return written, notes
 

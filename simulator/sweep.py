@@ -182,7 +182,7 @@ def load_sweep(path: str | Path, overrides: Overrides | None = None) -> Sweep:
         sc = load_scenario(p, ov)
         return Sweep(sc.name, str(p), (sc,), sc.model.description, tuple(sc.model.grid))
     try:
-        sf = SweepFile.model_validate(doc)
+        sf = SweepFile.model_validate(doc, strict=True)
     except ValidationError as exc:
         raise ConfigError(problems_from_validation(str(p), exc)) from None
 
@@ -566,7 +566,19 @@ def ci95_halfwidth(values: np.ndarray) -> float:
     n = len(values)
     if n < 2:
         return math.nan
+    if (values == values[0]).all():  # identical replications: exactly 0, not float noise
+        return 0.0
     return t975(n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
+
+
+def mean(values: np.ndarray) -> float:
+    """The mean of `values`: exactly the value when all are equal (np.mean of three equal floats
+    may differ from them in the last bit); NaN for none."""
+    if not len(values):
+        return math.nan
+    if (values == values[0]).all():
+        return float(values[0])
+    return float(np.mean(values))
 
 
 def rows_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -624,7 +636,7 @@ def summarize(df: pd.DataFrame, grid_columns: Sequence[str] = ()) -> pd.DataFram
         for m in metrics:
             v = values[m][idx]
             v = v[~np.isnan(v)]
-            rec[m] = float(np.mean(v)) if len(v) else math.nan
+            rec[m] = mean(v)
             rec[f"{m}_ci95"] = ci95_halfwidth(v)
         out.append(rec)
     summary = pd.DataFrame.from_records(out, columns=[*keys, "replications", *_with_ci(metrics)])
@@ -642,13 +654,13 @@ def load_summary(directory: str | Path) -> pd.DataFrame:
     summary computed from its rows."""
     d = Path(directory)
     if (d / SUMMARY_PARQUET).is_file():
-        return pd.read_parquet(d / SUMMARY_PARQUET, engine="pyarrow")
+        return results.read_table(d / SUMMARY_PARQUET)
     if (d / SUMMARY_CSV).is_file():
-        return pd.read_csv(d / SUMMARY_CSV)
+        return results.read_table(d / SUMMARY_CSV)
     rows = results.load_results(d)
     grid: Sequence[str] = ()
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        grid = results.load_metadata(d)["grid_columns"]
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, ConfigError):
+        grid = list(results.load_metadata(d)["grid_columns"])
     return summarize(rows, grid)
 
 
