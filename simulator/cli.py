@@ -491,9 +491,9 @@ def warn_if_long(estimates: Sequence[float], jobs: int) -> None:
     if wall <= LONG_RUN_S:
         return
     say(
-        f"note: a long run: {len(estimates)} points, about {_duration(total)} of computation"
-        f" (roughly {_duration(wall)} on {min(jobs, len(estimates))} process(es), at the model's measured"
-        " pace); points estimated over 10 s show their progress"
+        f"note: a long run: {len(estimates)} points, estimated {_duration(wall)} on"
+        f" {min(jobs, len(estimates))} process(es) at the model's measured pace ({_duration(total)} of"
+        " computation); points estimated over 10 s show their progress"
     )
 
 
