@@ -179,6 +179,25 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number (got {text!r})") from None
 
 
+def _out_dir(text: str) -> Path:
+    """--out: a directory path (an empty one would mean the working directory, by accident)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a directory path (got {text!r})")
+    return Path(text)
+
+
+def _tolerance(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0 <= v < 1e6:
+        raise argparse.ArgumentTypeError(
+            f"expected a relative difference such as 0.01 for 1 % (got {text!r})"
+        )
+    return v
+
+
 def _jobs(text: str) -> int:
     n = _whole(text)
     if n < 1:
@@ -206,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run every point of a scenario and write its results")
     r.add_argument("scenario", metavar="SCENARIO.yaml")
     _add_override_flags(r, "scenario's")
-    r.add_argument("--out", type=Path, metavar="DIR", help="results directory (default results/<name>/)")
+    r.add_argument("--out", type=_out_dir, metavar="DIR", help="results directory (default results/<name>/)")
     r.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
     r.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="worker processes (default 1)")
 
@@ -234,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="another grid axis: a dotted scenario parameter and its values, e.g."
         " kernel.prep_new_page=irq_off,second_pass (repeatable; nfs.* applies to nfs scenarios only)",
     )
-    w.add_argument("--out", type=Path, metavar="DIR", help="results directory (default results/<name>/)")
+    w.add_argument("--out", type=_out_dir, metavar="DIR", help="results directory (default results/<name>/)")
     where = w.add_mutually_exclusive_group()
     where.add_argument("--jobs", type=_jobs, metavar="N", help="worker processes (default: every core)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
@@ -247,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind", action="append", choices=PLOT_KINDS, help="figure kind (repeatable; default all)"
     )
     g.add_argument("--scenario", action="append", metavar="NAME", help="only this scenario (repeatable)")
-    g.add_argument("--out", type=Path, metavar="DIR", help="where to write (default RESULTS/figures/)")
+    g.add_argument("--out", type=_out_dir, metavar="DIR", help="where to write (default RESULTS/figures/)")
     g.add_argument("--format", action="append", choices=("png", "svg"), help="default: png and svg")
 
     m = sub.add_parser("compare", help="ratios B/A of the figures of two result sets")
@@ -256,6 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--a", dest="where_a", action="append", metavar="COLUMN=VALUE", help="select A's rows")
     m.add_argument("--b", dest="where_b", action="append", metavar="COLUMN=VALUE", help="select B's rows")
     m.add_argument("--metric", action="append", metavar="M", help="figure to compare (repeatable)")
+    m.add_argument(
+        "--across",
+        action="append",
+        choices=("workload", "hardware"),
+        help="allow A and B to differ in this identity column (repeatable)",
+    )
+    m.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        default=0.01,
+        metavar="R",
+        help="relative difference marked '*' at one replication (default 0.01: 1 %%)",
+    )
     m.add_argument("--json", action="store_true", help="every figure's A, B and B/A as JSON on stdout")
 
     sub.add_parser("validate-model", help="compare the model with published measurements", add_help=False)
@@ -322,16 +354,26 @@ def _worker_run(point: Point) -> dict[str, Any]:
 
 
 def run_points(
-    sc: Scenario, points: Sequence[Point], jobs: int = 1, on_done: OnDone | None = None
+    sc: Scenario,
+    points: Sequence[Point],
+    jobs: int = 1,
+    on_done: OnDone | None = None,
+    inside: Callable[[Point], run_module.Progress] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of `points` in grid order, in this process (jobs=1) or a pool of `jobs` processes.
+    In this process, a point that takes long (LONG_POINT_S, estimated) reports its progress to
+    `inside(point)`.
 
     run_point is a pure function of (scenario, point), so the rows do not depend on `jobs`."""
     notify = on_done or (lambda i, p, row: None)
     if jobs <= 1 or len(points) <= 1:
         rows = []
         for i, p in enumerate(points):
-            rows.append(run_module.run_point(sc, p))  # looked up per call: tests stand in for it
+            # looked up per call: tests stand in for it
+            if inside is not None and run_module.estimate_wall_s(sc, p) > LONG_POINT_S:
+                rows.append(run_module.run_point(sc, p, progress=inside(p)))
+            else:
+                rows.append(run_module.run_point(sc, p))
             notify(i, p, rows[-1])
         return rows
     return _run_pool(sc, points, jobs, notify)
@@ -372,27 +414,95 @@ def _progress_bar() -> Any:
     )
 
 
+LONG_POINT_S = 10.0  # a point estimated to take longer shows its progress inside
+LONG_RUN_S = 600.0  # a run estimated to take longer says so before it starts
+INSIDE_EVERY_S = 10.0  # at most one progress line per point this often (not on a terminal)
+
+
+class PointProgress:
+    """Progress on stderr: per finished point (`done`), and inside a long point (`inside(p)`,
+    the callback run_point calls as simulated time advances). A rich bar on a terminal, else
+    lines: `[3/16] strategy=... : 2.31 s` per point, and inside a long point, every
+    INSIDE_EVERY_S, `[4/16] strategy=...: simulated 1.2 of 2.5 ms (48 %) after 31 s`."""
+
+    def __init__(self, total: int, count: int = 0, bar: Any = None, task: Any = None) -> None:
+        """A new bar on a terminal (bar=None), or lines; or a view of a sweep's `bar`."""
+        self.total = total
+        self.count = count
+        if bar is None and sys.stderr.isatty():
+            bar = _progress_bar()
+            task = bar.add_task("points", total=total)
+        self.bar, self.task = bar, task
+
+    def done(self, i: int, p: Point, row: dict[str, Any]) -> None:
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=_point_label(p))
+        else:
+            say(f"[{self.count}/{self.total}] {_point_label(p)}: {row.get('wall_s', 0.0):.2f} s")
+
+    def inside(self, p: Point) -> run_module.Progress:
+        import time
+
+        start = time.monotonic()
+        last = [start]
+        label = f"[{self.count + 1}/{self.total}] {_point_label(p)}"
+
+        def report(now_ns: float, end_ns: float) -> None:
+            t = time.monotonic()
+            every = 0.5 if self.bar is not None else INSIDE_EVERY_S
+            if t - last[0] < every:
+                return
+            last[0] = t
+            share = min(now_ns / end_ns, 1.0) if end_ns > 0 else 0.0
+            text = (
+                f"simulated {_sim_time(now_ns)} of {_sim_time(end_ns)} ({share:.0%}) after {t - start:.0f} s"
+            )
+            if self.bar is not None:
+                self.bar.update(self.task, description=f"{_point_label(p)}: {text}")
+            else:
+                say(f"{label}: {text}")
+
+        return report
+
+
+def _sim_time(ns: float) -> str:
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
 @contextmanager
-def progress(total: int) -> Iterator[OnDone]:
-    """A per-point callback showing progress on stderr: a rich bar on a terminal, else lines."""
-    count = 0
-    if sys.stderr.isatty():
-        bar = _progress_bar()
-        task = bar.add_task("points", total=total)
-
-        def tick(i: int, p: Point, row: dict[str, Any]) -> None:
-            bar.update(task, advance=1, description=_point_label(p))
-
-        with bar:
-            yield tick
+def progress(total: int) -> Iterator[PointProgress]:
+    """Progress of `total` points on stderr (see PointProgress)."""
+    shown = PointProgress(total)
+    if shown.bar is None:
+        yield shown
         return
+    with shown.bar:
+        yield shown
 
-    def line(i: int, p: Point, row: dict[str, Any]) -> None:
-        nonlocal count
-        count += 1
-        say(f"[{count}/{total}] {_point_label(p)}: {row.get('wall_s', 0.0):.2f} s")
 
-    yield line
+def warn_if_long(estimates: Sequence[float], jobs: int) -> None:
+    """Say before a long run starts how long it may take (run_module.estimate_wall_s)."""
+    total = sum(estimates)
+    wall = total / max(1, min(jobs, len(estimates)))
+    if wall <= LONG_RUN_S:
+        return
+    say(
+        f"note: a long run: {len(estimates)} points, estimated {_duration(wall)} on"
+        f" {min(jobs, len(estimates))} process(es) at the model's measured pace ({_duration(total)} of"
+        " computation); points estimated over 10 s show their progress"
+    )
+
+
+def _duration(s: float) -> str:
+    if s >= 3600:
+        return f"{s / 3600:.1f} h"
+    if s >= 60:
+        return f"{s / 60:.0f} min"
+    return f"{s:.0f} s"
 
 
 def summary_columns(sc: Scenario, rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -413,21 +523,29 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     preflight(sc)
     out = args.out if args.out is not None else Path("results") / sc.name
     check_out_dir(out)
+    with results.writer_lock(out, sc.name):
+        return _run_locked(sc, out, args, argv)
+
+
+def _run_locked(sc: Scenario, out: Path, args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from simulator import results
+
     points = expand(sc)
     jobs = min(args.jobs, len(points))
     say(f"{sc.name}: {len(points)} points on {sc.hardware.name}, {jobs} process(es)")
+    warn_if_long([run_module.estimate_wall_s(sc, p) for p in points], jobs)
     done = 0
     written: Path | None = None
     try:
         started = results.utc_now()
-        with progress(len(points)) as tick:
+        with progress(len(points)) as shown:
 
             def on_done(i: int, p: Point, row: dict[str, Any]) -> None:
                 nonlocal done
                 done += 1
-                tick(i, p, row)
+                shown.done(i, p, row)
 
-            rows = run_points(sc, points, jobs, on_done)
+            rows = run_points(sc, points, jobs, on_done, inside=shown.inside)
         meta = results.run_metadata(
             sc, argv=[PROG, *argv], points=len(points), started=started, finished=results.utc_now()
         )
@@ -470,7 +588,7 @@ def default_jobs() -> int:
 
 def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """`pagesim sweep`: every point not finished yet, then the tables, then the summary."""
-    from simulator import sweep
+    from simulator import results, sweep
 
     grid = tuple(sweep.parse_grid_flag(g) for g in args.grid or ())
     ov = _overrides(args)
@@ -486,10 +604,24 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         executor = sweep.LocalExecutor(args.jobs or default_jobs())
         where = f"{executor.jobs} process(es)"
     names = ", ".join(sc.name for sc in sw.scenarios)
-    with sweep_progress(out) as (start, tick):
+    jobs = executor.jobs if isinstance(executor, sweep.LocalExecutor) else 1
+
+    def plan(todo: Sequence[Any]) -> None:
+        warn_if_long([run_module.estimate_wall_s(sw.scenarios[t.scenario], t.point) for t in todo], jobs)
+
+    with results.writer_lock(out, sw.name), sweep_progress(out, sw.scenarios) as (start, tick, inside):
+        if isinstance(executor, sweep.LocalExecutor):
+            executor.inside = inside
         try:
             res = sweep.run_sweep(
-                sw, out, executor, on_start=start, on_done=tick, fresh=args.fresh, argv=[PROG, *argv]
+                sw,
+                out,
+                executor,
+                on_start=start,
+                on_plan=plan,
+                on_done=tick,
+                fresh=args.fresh,
+                argv=[PROG, *argv],
             )
         except sweep.SweepInterruptedError as exc:
             if exc.workdir is None:
@@ -519,9 +651,12 @@ def _sweep_label(sw_task: Any, row: dict[str, Any]) -> str:
 
 
 @contextmanager
-def sweep_progress(out: Path) -> Iterator[tuple[Callable[[int, int], None], Callable[..., None]]]:
-    """(on_start, on_done) callbacks of run_sweep showing progress on stderr: a rich bar on a
-    terminal, else one line per point run."""
+def sweep_progress(
+    out: Path, scenarios: Sequence[Scenario]
+) -> Iterator[tuple[Callable[[int, int], None], Callable[..., None], Callable[[Any], Any]]]:
+    """(on_start, on_done, inside) callbacks of run_sweep showing progress on stderr: a rich bar
+    on a terminal, else one line per point run; `inside(task)`: the progress callback of a long
+    point run in this process (see PointProgress), None for a short one."""
     state = {"total": 0, "count": 0}
     bar: Any = None
     task: Any = None
@@ -545,8 +680,13 @@ def sweep_progress(out: Path) -> Iterator[tuple[Callable[[int, int], None], Call
         else:
             say(f"[{state['count']}/{state['total']}] {_sweep_label(t, row)}: {row.get('wall_s', 0.0):.2f} s")
 
+    def inside(t: Any) -> run_module.Progress | None:
+        if run_module.estimate_wall_s(scenarios[t.scenario], t.point) <= LONG_POINT_S:
+            return None
+        return PointProgress(state["total"], state["count"], bar, task).inside(t.point)
+
     try:
-        yield start, tick
+        yield start, tick, inside
     finally:
         if bar is not None:
             bar.stop()
@@ -592,8 +732,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     d = _results_dir(args.results, "RESULTS")
     out = args.out if args.out is not None else d / "figures"
+    rs = plots.load(d)  # a damaged or empty table fails here, before anything is written
     check_out_dir(out)
-    rs = plots.load(d)
     if args.scenario:
         unknown = [n for n in args.scenario if n not in rs.scenarios]
         if unknown:
@@ -640,6 +780,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         where_a=_selection(args.where_a, "--a"),
         where_b=_selection(args.where_b, "--b"),
         metrics=args.metric,
+        across=args.across or (),
+        tolerance=args.tolerance,
     )
     if args.json:
         print(to_json(cmp.as_dict()), flush=True)
@@ -648,6 +790,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for title, headers, rows in cmp.tables():
         print_table(headers, [[fmt_value(_json_safe(v)) for v in r] for r in rows], title=title)
         print(flush=True)
+    print(cmp.rule(), flush=True)
     return EXIT_OK
 
 

@@ -7,9 +7,16 @@ hardware, strategy, batch, cpus, seed and the grid axes), except the identity co
 value on each side and differ between them: those are what is being compared (two hardware files,
 two strategies, two seeds, two values of a grid axis), and the comparison names them.
 
-Per joined point and figure: A's mean, B's mean, B/A, and whether the two 95 % confidence
-intervals are apart (`distinct`: None when either side has a single replication). Tables in,
-tables out: nothing here runs the model.
+Per joined point and figure: A's mean, B's mean, B/A, and whether B differs from A (`distinct`):
+with two or more replications on each side, when the difference exceeds the two 95 % confidence
+half-widths together (the intervals do not overlap); with a single replication on either side,
+when it exceeds a stated relative tolerance (1 % unless --tolerance says otherwise). Either way a
+difference within float noise (NOISE, relative) never counts: identical replications of a
+deterministic point have zero-width intervals, and their means may differ in the last bit.
+
+Identity columns that may differ between the sides only when asked for (--across): `workload`
+(a ratio of page_bench's cycles to XDP's packets means nothing) and `hardware`. Tables in, tables
+out: nothing here runs the model.
 """
 
 from __future__ import annotations
@@ -29,6 +36,13 @@ from simulator.workloads import WORKLOADS
 
 # besides the workload's own summary figures, the allocator statistics the tables show
 SHOWN_STATS = ("irq_off_max_ns", "zone_lock_wait_ns_per_page", "cache_misses_per_page")
+DEFAULT_TOLERANCE = 0.01  # relative, for points with a single replication
+NOISE = 1e-9  # relative: below it, two numbers are one (float rounding of sums and means)
+# identity columns that differ between A and B only when the user asks (--across COLUMN)
+GUARDED = {
+    "workload": "results of different workloads measure different things",
+    "hardware": "results on different hardware",
+}
 
 
 def select(df: pd.DataFrame, where: Mapping[str, str], flag: str) -> pd.DataFrame:
@@ -68,6 +82,15 @@ class Comparison:
     table: pd.DataFrame  # keys, then per metric: <m>_a, <m>_b, <m>_ratio, <m>_distinct
     only_a: int  # A's points with no match in B
     only_b: int
+    tolerance: float = DEFAULT_TOLERANCE
+
+    def rule(self) -> str:
+        """What a '*' (distinct: true) means, as printed under the tables and put in the JSON."""
+        return (
+            "*: B differs from A by more than both 95 % confidence half-widths together (2 or more"
+            f" replications on each side), or by more than {self.tolerance:.3g} of A (one replication;"
+            " --tolerance); never by float noise alone"
+        )
 
     def headline(self) -> str:
         what = (
@@ -129,6 +152,8 @@ class Comparison:
         return {
             "a": str(self.a),
             "b": str(self.b),
+            "distinct_means": self.rule().removeprefix("*: "),
+            "tolerance": self.tolerance,
             "compared": {c: {"a": a, "b": b} for c, (a, b) in self.varied.items()},
             "keys": self.keys,
             "only_in_a": self.only_a,
@@ -152,8 +177,13 @@ def compare(
     where_a: Mapping[str, str] | None = None,
     where_b: Mapping[str, str] | None = None,
     metrics: Sequence[str] | None = None,
+    across: Sequence[str] = (),
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> Comparison:
-    """B/A of every figure (or of `metrics`) at every point the two result sets share."""
+    """B/A of every figure (or of `metrics`) at every point the two result sets share.
+
+    Results of different workloads or hardware are refused (ConfigError) unless that column is in
+    `across`, or both selections name it (`--a hardware=X --b hardware=Y`)."""
     da, db = Path(a), Path(b)
     sa = select(load_summary(da), where_a or {}, "--a")
     sb = select(load_summary(db), where_b or {}, "--b")
@@ -163,6 +193,16 @@ def compare(
         va, vb = list(dict.fromkeys(sa[c])), list(dict.fromkeys(sb[c]))
         if len(va) == 1 and len(vb) == 1 and str(va[0]) != str(vb[0]):
             varied[c] = (_plain(va[0]), _plain(vb[0]))
+    for c in ident:
+        if c not in GUARDED or c in across or (c in (where_a or {}) and c in (where_b or {})):
+            continue
+        sides = set(map(str, sa[c])), set(map(str, sb[c]))
+        if c in varied or not (sides[0] & sides[1]):
+            msg = (
+                f"{GUARDED[c]} (A: {', '.join(sorted(sides[0]))}; B: {', '.join(sorted(sides[1]))});"
+                f" to compare them anyway, add --across {c}"
+            )
+            raise ConfigError.one("command line", "B", msg, str(db))
     keys = [c for c in ident if c not in varied]
     common = [m for m in metric_columns(sa, keys) if m in set(metric_columns(sb, keys))]
     common = [m for m in common if not m.endswith("_ci95") and m != "replications"]
@@ -188,11 +228,12 @@ def compare(
         cols[f"{m}_a"] = va
         cols[f"{m}_b"] = vb
         cols[f"{m}_ratio"] = ratio(va, vb)
-        cols[f"{m}_distinct"] = _distinct(joined, m, va, vb)
+        cols[f"{m}_distinct"] = _distinct(joined, m, va, vb, tolerance)
     out = pd.DataFrame(cols)
     only_a = len(ja) - ja["_key"].isin(jb["_key"]).sum()
     only_b = len(jb) - jb["_key"].isin(ja["_key"]).sum()
-    return Comparison(da, db, keys, varied, common, out.reset_index(drop=True), int(only_a), int(only_b))
+    table = out.reset_index(drop=True)
+    return Comparison(da, db, keys, varied, common, table, int(only_a), int(only_b), tolerance)
 
 
 def _keyed(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -202,18 +243,29 @@ def _keyed(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return out
 
 
-def _distinct(joined: pd.DataFrame, m: str, va: np.ndarray, vb: np.ndarray) -> list[bool | None]:
+def _distinct(
+    joined: pd.DataFrame, m: str, va: np.ndarray, vb: np.ndarray, tolerance: float
+) -> list[bool | None]:
+    """Per point: B differs from A beyond the replications' confidence intervals (both sides have
+    them), else beyond `tolerance` of A; never within float noise; None without two numbers."""
     ca, cb = f"{m}_ci95_a", f"{m}_ci95_b"
-    if ca not in joined.columns or cb not in joined.columns:
-        return [None] * len(va)
-    wa = pd.to_numeric(joined[ca], errors="coerce").to_numpy(dtype=float)
-    wb = pd.to_numeric(joined[cb], errors="coerce").to_numpy(dtype=float)
+    nan = np.full(len(va), np.nan)
+    wa = pd.to_numeric(joined[ca], errors="coerce").to_numpy(dtype=float) if ca in joined else nan
+    wb = pd.to_numeric(joined[cb], errors="coerce").to_numpy(dtype=float) if cb in joined else nan
     out: list[bool | None] = []
     for x, y, u, v in zip(va, vb, wa, wb):
-        if not all(math.isfinite(t) for t in (x, y, u, v)):
+        if not (math.isfinite(x) and math.isfinite(y)):
             out.append(None)
+            continue
+        diff = abs(y - x)
+        if diff <= NOISE * max(abs(x), abs(y)):
+            out.append(False)
+        elif math.isfinite(u) and math.isfinite(v):
+            out.append(bool(diff > u + v))
+        elif x == 0:
+            out.append(None)  # no relative tolerance of nothing
         else:
-            out.append(bool(abs(y - x) > u + v))
+            out.append(bool(diff > tolerance * abs(x)))
     return out
 
 

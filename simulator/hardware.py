@@ -21,8 +21,11 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from simulator.errors import ConfigError
+from simulator.limits import MAX_NAME_CHARS, MAX_TEXT_CHARS
 from simulator.units import (
     Latency,
+    format_bytes,
+    format_ns,
     parse_bytes,
     parse_cpulist,
     parse_ghz,
@@ -38,8 +41,18 @@ Cost = Annotated[Latency, BeforeValidator(parse_latency)]
 CpuList = Annotated[list[int], BeforeValidator(parse_cpulist)]
 
 LOCAL_DISTANCE = 10  # include/linux/topology.h: the SLIT distance of a node to itself
+MAX_DISTANCE = 254  # ACPI SLIT entries are bytes; 255 means unreachable
 MAX_SIM_CPUS = 256
 MAX_NODE_MEMORY = 1 << 52  # x86-64 MAX_PHYSMEM_BITS with 5-level paging: 4 PiB
+
+# Physical ranges (docs/configuration.md): far outside any machine, close enough that no accepted
+# file makes the model compute something meaningless (a negative cost beyond L1 breaks its
+# invariants; a 1e15-cycle primitive or a 1e-300 GHz clock is a typo, not a machine).
+CLOCK_GHZ = (0.1, 10.0)  # no x86-64 core runs below 100 MHz; overclocking records stay below 10
+CACHE_BYTES = (1 << 10, 4 << 30)  # 1 KiB to 4 GiB per cache (the largest L3s are about 1 GiB)
+LATENCY_NS = (0.1, 10_000.0)  # cache, DRAM and core-to-core: an L1 hit to 10 us (CXL is < 1 us)
+KERNEL_COST_NS = (0.0, 10_000.0)  # a primitive (irq save, lock, call): 10 us is a VM exit x 5
+MAX_FILL_BUFFERS = 256  # line fill buffers per core: 10-24 on the shipped hosts
 
 
 class _Strict(BaseModel):
@@ -47,14 +60,30 @@ class _Strict(BaseModel):
 
 
 class CpuSpec(_Strict):
-    model: str
+    model: str = Field(max_length=MAX_NAME_CHARS)
     clock: GHz = Field(description="core clock: converts cache latencies given in cycles")
     tsc: GHz = Field(description="TSC clock: converts time_bench cycles(tsc) costs")
 
+    @field_validator("clock", "tsc")
+    @classmethod
+    def _clock(cls, v: float) -> float:
+        lo, hi = CLOCK_GHZ
+        if not lo <= v <= hi:
+            raise ValueError(f"expected a clock from {lo:g} to {hi:g} GHz")
+        return v
+
 
 class CacheLevel(_Strict):
-    size: Bytes = Field(gt=0)
+    size: Bytes
     latency: Cost
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: int) -> int:
+        lo, hi = CACHE_BYTES
+        if not lo <= v <= hi:
+            raise ValueError(f"expected a cache size from {format_bytes(lo)} to {format_bytes(hi)}")
+        return v
 
 
 class Caches(_Strict):
@@ -130,6 +159,10 @@ class Topology(_Strict):
                         f"a remote node must be farther than the local one ({LOCAL_DISTANCE})",
                         d[i][j],
                     )
+                if d[i][j] > MAX_DISTANCE:
+                    raise FieldError(
+                        f"distances[{i}][{j}]", f"SLIT distances are at most {MAX_DISTANCE}", d[i][j]
+                    )
         if self.llc_domains is not None:
             flat = [c for dom in self.llc_domains for c in dom]
             if sorted(flat) != sorted(cpus):
@@ -143,7 +176,9 @@ class Topology(_Strict):
 
 class MemorySpec(_Strict):
     latency: dict[int, Ns] = Field(description="idle DRAM load latency by SLIT distance")
-    fill_buffers: int = Field(ge=1, description="outstanding L1D misses per core (memory-level parallelism)")
+    fill_buffers: int = Field(
+        ge=1, le=MAX_FILL_BUFFERS, description="outstanding L1D misses per core (memory-level parallelism)"
+    )
     below_4g: Bytes = Field(description="RAM below the 32-bit PCI hole on node 0 (ZONE_DMA + ZONE_DMA32)")
     reserved: Bytes = Field(
         description="memory reserved on node 0 besides the memmap (kernel image, firmware)"
@@ -169,8 +204,8 @@ class KernelCosts(_Strict):
 class Hardware(_Strict):
     """One machine, as described by a hardware/*.yaml file."""
 
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    description: str = Field(default="", max_length=MAX_TEXT_CHARS)
     cpu: CpuSpec
     caches: Caches
     topology: Topology
@@ -200,7 +235,47 @@ class Hardware(_Strict):
             raise FieldError("memory.below_4g", "cannot exceed 4 GiB")
         if self.memory.reserved >= node0.memory:
             raise FieldError("memory.reserved", "must be smaller than node 0's memory")
+        self._physical_ranges()
         return self
+
+    def _physical_ranges(self) -> None:
+        """Latencies and costs, once converted to ns at their clock, in physical ranges; and
+        ordered as the cache model needs them (it charges each level's latency minus L1's)."""
+        lo, hi = LATENCY_NS
+        clock = f"cpu.clock ({self.cpu.clock:g} GHz)"
+        lat: dict[str, tuple[float, object]] = {}
+        for level in ("l1d", "l2", "l3"):
+            cost = getattr(self.caches, level).latency
+            lat[f"caches.{level}.latency"] = (self.ns(cost, tsc=False), str(cost))
+        for dist, ns in sorted(self.memory.latency.items()):
+            lat[f"memory.latency[{dist}]"] = (ns, format_ns(ns))
+        for name in ("same_llc", "same_socket", "cross_socket"):
+            ns = getattr(self.coherence, name)
+            lat[f"coherence.{name}"] = (ns, format_ns(ns))
+        for field, (ns, given) in lat.items():
+            if not lo <= ns <= hi:
+                at = f" ({ns:g} ns at {clock})" if given.endswith("cycles") else ""
+                raise FieldError(field, f"expected a latency from {lo:g} ns to {hi / 1e3:g} us{at}", given)
+        l1 = lat["caches.l1d.latency"][0]
+        order = ["caches.l1d.latency", "caches.l2.latency", "caches.l3.latency"]
+        local = f"memory.latency[{LOCAL_DISTANCE}]"
+        if local in lat:
+            order.append(local)
+        for a, b in zip(order, order[1:]):
+            if lat[b][0] < lat[a][0]:
+                raise FieldError(b, f"must not be faster than {a} ({lat[a][0]:g} ns)", lat[b][1])
+        for field, (ns, given) in lat.items():
+            if field.startswith(("memory.latency", "coherence")) and ns < l1:
+                raise FieldError(field, f"must not be faster than an L1 hit ({l1:g} ns)", given)
+        lo, hi = KERNEL_COST_NS
+        for name in KernelCosts.model_fields:
+            cost = getattr(self.kernel_costs, name)
+            ns = self.ns(cost)
+            if not lo <= ns <= hi:
+                at = f" ({ns:g} ns at cpu.tsc {self.cpu.tsc:g} GHz)" if cost.unit == "cycles" else ""
+                raise FieldError(
+                    f"kernel_costs.{name}", f"expected a cost from 0 to {hi / 1e3:g} us{at}", str(cost)
+                )
 
     # Derived topology -------------------------------------------------------------------------
     @property

@@ -42,6 +42,7 @@ from PIL import Image
 
 import simulator
 from simulator import results
+from simulator.errors import ConfigError
 from simulator.scenario import set_path
 from simulator.sweep import load_summary
 
@@ -202,7 +203,7 @@ def load(directory: str | Path) -> ResultSet:
     for c in cfg.get("scenarios", [cfg] if "workload" in cfg else []):
         configs[str(c.get("name"))] = c
     meta: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ConfigError):
         meta = results.load_metadata(d)
     grid = list(meta.get("grid_columns", [])) or [c for c in summary.columns if "." in c]
     return ResultSet(d, summary, configs, meta, grid)
@@ -267,6 +268,61 @@ def _line(ax: Axes, x: np.ndarray, df: pd.DataFrame, col: str, style: dict[str, 
             )
 
 
+LEGEND_PLACES = ("upper right", "upper left", "lower left", "lower right", "center right", "center left")
+
+
+def _renderer(fig: Figure) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    return canvas.get_renderer()
+
+
+def legend_covers(ax: Axes, legend: Any, renderer: Any) -> bool:
+    """Whether `legend` lies over any curve or marker of `ax` (in display space: lines are
+    sampled along each segment, so a line crossing the box counts, not only its markers). Guides
+    without a label (the dotted batch marks) may run under a legend."""
+    box = legend.get_window_extent(renderer).padded(2)
+    for line in ax.get_lines():
+        if str(line.get_label()).startswith("_"):
+            continue
+        xy = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        if len(xy) == 0:
+            continue
+        if len(xy) > 1:  # points along each segment, 20 per segment
+            t = np.linspace(0.0, 1.0, 20)[:, None, None]
+            xy = (xy[:-1] * (1 - t) + xy[1:] * t).reshape(-1, 2)
+        inside = (xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1) & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1)
+        if inside.any():
+            return True
+    return False
+
+
+def _place_legend(ax: Axes, **kw: Any) -> None:
+    """A legend that hides no curve: the first corner clear of every line; failing that, room is
+    made above the curves (the y axis is extended) and the legend goes there; failing that, it
+    goes outside the axes, below the x label."""
+    renderer = _renderer(ax.figure)
+    for place in LEGEND_PLACES:
+        legend = ax.legend(loc=place, **kw)
+        if not legend_covers(ax, legend, renderer):
+            return
+    lo, hi = ax.get_ylim()
+    log = ax.get_yscale() == "log"
+    for grow in (1.5, 2.2):
+        if log:
+            ax.set_ylim(lo, hi * (hi / lo) ** (grow - 1))
+        else:
+            ax.set_ylim(lo, hi + (hi - lo) * (grow - 1))
+        for place in ("upper right", "upper left", "upper center"):
+            legend = ax.legend(loc=place, **kw)
+            if not legend_covers(ax, legend, renderer):
+                return
+    ax.set_ylim(lo, hi)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, **kw)
+
+
 def _batch_ticks(batches: Sequence[int]) -> list[int]:
     """The batch values as ticks, without neighbours too close to read on a log axis (15 and 16:
     the marked one stays)."""
@@ -322,7 +378,7 @@ def _caption(fig: Figure, rs: ResultSet, scenarios: Sequence[str]) -> None:
 def _new_figure(panels: int, height: float = 3.6) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(5.2 * panels, height))
     axes = fig.subplots(1, panels, squeeze=False)
-    fig.subplots_adjust(bottom=0.24, top=0.88, wspace=0.3, left=0.07 if panels > 1 else 0.12, right=0.98)
+    fig.subplots_adjust(bottom=0.24, top=0.88, wspace=0.3, left=0.07 if panels > 1 else 0.14, right=0.98)
     return fig, list(axes[0])
 
 
@@ -388,12 +444,15 @@ def _bars(ax: Axes, df: pd.DataFrame, col: str, rs: ResultSet) -> None:
         values.append(float(pd.to_numeric(part[col], errors="coerce").mean()))
         ci = part.get(f"{col}_ci95")
         e = float(pd.to_numeric(ci, errors="coerce").mean()) if ci is not None else math.nan
-        errors.append(e if _finite(e) else 0.0)
+        errors.append(e if _finite(e) and e > 0 else math.nan)  # no interval: no error bar
         colours.append(STRATEGY_STYLE.get(strategy, ("#9467bd", "v"))[0])
     x = np.arange(len(values))
-    ax.bar(x, values, yerr=errors, color=colours, alpha=0.85, capsize=3)
+    shown = [e for e in errors if not math.isnan(e)]
+    ax.bar(x, values, yerr=errors if shown else None, color=colours, alpha=0.85, capsize=3)
     ax.set_xticks(x, labels)
     ax.set_xlabel("strategy")
+    if col in THROUGHPUT_COLUMNS:
+        ax.yaxis.set_major_formatter(EngFormatter(places=0, sep=" "))
 
 
 # Figures --------------------------------------------------------------------------------------
@@ -418,7 +477,7 @@ def _metric_panel(ax: Axes, rs: ResultSet, scenario: str, col: str, label: str, 
     ax.set_title(f"{scenario}: {label}", fontsize=9, pad=12)
     if col in THROUGHPUT_COLUMNS:
         ax.yaxis.set_major_formatter(EngFormatter(places=2, sep=" "))
-    ax.legend(fontsize=7, loc="best")
+    _place_legend(ax, fontsize=7)
 
 
 def fig_throughput(rs: ResultSet, scenario: str) -> Figure | None:
@@ -464,7 +523,7 @@ def fig_cost(rs: ResultSet, scenario: str) -> Figure | None:
         ax.set_title("relative to single; Wilcox's arithmetic: 1/n", fontsize=9, pad=12)
         ax.grid(True, alpha=0.3, which="both")
         _batch_xaxis(ax, xs, str(df["workload"].iloc[0]))
-        ax.legend(fontsize=7, loc="lower left")
+        _place_legend(ax, fontsize=7)
     _caption(fig, rs, [scenario])
     return fig
 
@@ -502,7 +561,7 @@ def _tail_panel(ax: Axes, df: pd.DataFrame, dist: Distribution, rs: ResultSet, a
     ax.set_title(f"tail{where}, from the percentiles in the table (steps: upper bound)", fontsize=9)
     ax.grid(True, alpha=0.3, which="both")
     if drawn:
-        ax.legend(fontsize=7, loc="lower left")
+        _place_legend(ax, fontsize=7)
     return drawn
 
 
@@ -545,7 +604,7 @@ def _distribution_figure(rs: ResultSet, scenario: str, dist: Distribution) -> Fi
         left.set_title(f"{scenario}: percentiles per strategy", fontsize=9)
     left.set_ylabel(dist.label + ", log scale")
     left.grid(True, alpha=0.3, which="both")
-    left.legend(fontsize=6.5, loc="best", ncol=2 if _batch_axis(df) else 1)
+    _place_legend(left, fontsize=6.5, ncol=2 if _batch_axis(df) else 1)
     _tail_panel(right, df, dist, rs, _pick_batch(df))
     _caption(fig, rs, [scenario])
     return fig
@@ -592,7 +651,7 @@ def fig_zone_lock(rs: ResultSet, scenario: str) -> Figure | None:
             ax.set_xticks(cpus)
             ax.set_title(f"{scenario}: batch {b}", fontsize=9)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=7, loc="upper left")
+            _place_legend(ax, fontsize=7)
     _caption(fig, rs, [scenario])
     return fig
 
@@ -687,7 +746,6 @@ def write_figures(
 ) -> tuple[list[Path], list[str]]:
     """Write every applicable figure; returns the files and a note per kind that did not apply."""
     d = Path(out)
-    d.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     notes: list[str] = []
     for kind in kinds:
@@ -700,6 +758,7 @@ def write_figures(
         if not made:
             notes.append(f"no {kind} figure: {_why_not(kind)}")
         for stem, fig in made:
+            d.mkdir(parents=True, exist_ok=True)  # only once there is a figure to put in it
             written += save(fig, d, stem, formats)
     return written, notes
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -264,7 +265,108 @@ def _umask() -> int:
     return mask
 
 
+# One writer per results directory ---------------------------------------------------------------
+
+
+def lock_path(out: str | Path) -> Path:
+    """The lock file of results directory `out`: beside it, so that the directory itself is only
+    ever created by the rename that publishes it."""
+    target = Path(out).absolute()
+    return target.parent / f".{target.name or 'results'}.pagesim-lock"
+
+
+@contextlib.contextmanager
+def writer_lock(out: str | Path, name: str) -> Iterator[None]:
+    """Hold the exclusive lock of results directory `out` (filelock: an flock'ed file beside it)
+    while a run or sweep named `name` computes and writes into it. A second writer is refused at
+    once (ConfigError, naming the lock file); so is a run or sweep of another name into a
+    directory that holds a complete set of results (see check_same_results). The lock file, and
+    any parent directories made for it, are removed again on the way out."""
+    from filelock import FileLock, Timeout
+
+    from simulator.errors import ConfigError
+
+    path = lock_path(out)
+    created = _make_parents(path.parent)
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        _remove_if_empty(created)
+        raise ConfigError.one(
+            "command line",
+            "--out",
+            f"{out}/ is being written by another pagesim (it holds {path}): wait for it to finish,"
+            " or choose another --out",
+            str(out),
+        ) from None
+    try:
+        check_same_results(out, name)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # while held: a waiter that opened it finds it unlinked and is refused
+        lock.release()
+        _remove_if_empty(created)
+
+
+def check_same_results(out: str | Path, name: str) -> None:
+    """Refuse to write the results of `name` (a scenario or sweep) over those of another name."""
+    from simulator.errors import ConfigError
+
+    meta_path = Path(out) / METADATA
+    if not meta_path.exists():
+        return
+    try:
+        meta = load_metadata(out)
+        held = meta.get("sweep") or meta.get("scenario")
+    except ConfigError as exc:
+        reason = exc.problems[0].message if exc.problems else "unreadable"
+        msg = f"{meta_path} {reason}: whose results {out}/ holds is unknown; remove it or use another --out"
+        raise ConfigError.one("command line", "--out", msg, str(out)) from None
+    if held is not None and str(held) != name:
+        msg = (
+            f"{out}/ holds the results of {held!r}, not of {name!r}: choose another --out, or remove"
+            " that directory first"
+        )
+        raise ConfigError.one("command line", "--out", msg, str(out))
+
+
 # Reading back ---------------------------------------------------------------------------------
+
+# columns every rows table of pagesim has (a table without them was not written by pagesim)
+REQUIRED_COLUMNS = ("scenario", "workload", "hardware", "strategy", "batch", "cpus")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A Parquet or CSV table written by pagesim; a ConfigError naming the file if it is damaged,
+    empty or not one of pagesim's tables (exit 2, one line, not a pyarrow traceback)."""
+    from simulator.errors import ConfigError
+
+    try:
+        df = pd.read_parquet(path, engine="pyarrow") if path.suffix == ".parquet" else pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ConfigError.one(str(path), "", "is empty: it holds no table") from None
+    except Exception as exc:  # pyarrow.ArrowInvalid, pandas ParserError, OSError, UnicodeDecodeError
+        kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+        raise ConfigError.one(
+            str(path),
+            "",
+            f"cannot be read as a {kind} table ({_reason(exc)}): damaged or not written by pagesim",
+        ) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ConfigError.one(str(path), "", f"is not a pagesim result table: no column {missing[0]!r}")
+    if df.empty:
+        raise ConfigError.one(str(path), "", "holds no rows (a header only): no point to show")
+    return df
+
+
+def _reason(exc: BaseException) -> str:
+    """The gist of a reader's exception: its first sentence, without the file name it repeats."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    text = re.sub(r"^Could not open .*?: ", "", text)
+    return text.split(". ")[0].rstrip(".") or type(exc).__name__
 
 
 def load_results(directory: str | Path, *, timings: bool = False) -> pd.DataFrame:
@@ -273,9 +375,9 @@ def load_results(directory: str | Path, *, timings: bool = False) -> pd.DataFram
     d = Path(directory)
     parquet, csv = d / ROWS_PARQUET, d / ROWS_CSV
     if parquet.is_file():
-        df = pd.read_parquet(parquet, engine="pyarrow")
+        df = read_table(parquet)
     elif csv.is_file():
-        df = pd.read_csv(csv)
+        df = read_table(csv)
     else:
         raise FileNotFoundError(f"{d} holds no {ROWS_PARQUET} or {ROWS_CSV}")
     if timings:
@@ -286,12 +388,33 @@ def load_results(directory: str | Path, *, timings: bool = False) -> pd.DataFram
 
 
 def load_metadata(directory: str | Path) -> dict[str, Any]:
-    """metadata.json of a results directory."""
-    with open(Path(directory) / METADATA, encoding="utf-8") as f:
-        return json.load(f)
+    """metadata.json of a results directory (OSError if it is missing; ConfigError naming the
+    file if it is not a JSON object)."""
+    from simulator.errors import ConfigError
+
+    path = Path(directory) / METADATA
+    with open(path, encoding="utf-8") as f:
+        try:
+            meta = json.load(f)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise ConfigError.one(str(path), "", f"is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ConfigError.one(str(path), "", "is not a JSON object")
+    return meta
 
 
 def load_config(directory: str | Path) -> dict[str, Any]:
-    """config.yaml (the resolved configuration) of a results directory."""
-    with open(Path(directory) / CONFIG, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    """config.yaml (the resolved configuration) of a results directory (OSError if it is
+    missing; ConfigError naming the file if it does not read as a YAML mapping)."""
+    from simulator.errors import ConfigError
+
+    path = Path(directory) / CONFIG
+    with open(path, encoding="utf-8") as f:
+        try:
+            cfg = yaml.safe_load(f)
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            first = (str(exc).strip().splitlines() or ["unreadable"])[0]
+            raise ConfigError.one(str(path), "", f"is not valid YAML ({first})") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError.one(str(path), "", "is not a YAML mapping")
+    return cfg

@@ -21,6 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from simulator.calibration import derive
 from simulator.errors import ConfigError, Problem
 from simulator.hardware import Hardware, check_relative_path, load_hardware, resolve_beside
+from simulator.limits import (
+    MAX_NAME_CHARS,
+    MAX_POINTS,
+    MAX_SEED,
+    MAX_SIM_NS,
+    MAX_TEXT_CHARS,
+    show,
+    work_problems,
+)
 from simulator.machine.machine import KernelConfig
 from simulator.mm.strategies import STRATEGIES
 from simulator.mm.zone_setup import check_node_memory
@@ -115,11 +124,11 @@ class KernelOptions(_Strict):
 class ScenarioModel(_Strict):
     """The fields common to every scenario file."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = Field(default="", max_length=MAX_TEXT_CHARS)
     workload: str
     hardware: str
-    seed: int = Field(default=1, ge=0)
+    seed: int = 1
     replications: int = Field(default=1, ge=1, le=1000)
     strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES), min_length=1)
     batches: list[int] = Field(default_factory=lambda: [64], min_length=1)
@@ -163,12 +172,23 @@ class ScenarioModel(_Strict):
             raise ValueError("a strategy is listed twice")
         return v
 
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        if not 0 <= v <= MAX_SEED:
+            raise ValueError(
+                f"seeds must be whole numbers from 0 to {MAX_SEED:,} (2^63-1: the result files'"
+                " int64 seed column)"
+            )
+        return v
+
     @field_validator("batches")
     @classmethod
     def _batches(cls, v: list[int]) -> list[int]:
         bad = [b for b in v if not 1 <= b <= MAX_BATCH]
         if bad:
             raise ValueError(f"batch sizes must be whole numbers from 1 to {MAX_BATCH}, got {bad[0]}")
+        _once(v, "batch size")
         return v
 
     @field_validator("cpus")
@@ -177,6 +197,7 @@ class ScenarioModel(_Strict):
         bad = [c for c in v if c < 1]
         if bad:
             raise ValueError(f"CPU counts must be at least 1, got {bad[0]}")
+        _once(v, "CPU count")
         return v
 
     @field_validator("duration")
@@ -184,9 +205,29 @@ class ScenarioModel(_Strict):
     def _duration(cls, v: float) -> float:
         if v <= 0:
             raise ValueError("duration must be positive")
-        if v > 60e9:
-            raise ValueError("duration longer than 60 s of simulated time")
+        if v > MAX_SIM_NS:
+            raise ValueError(f"duration longer than {show(MAX_SIM_NS, 'ns')} of simulated time")
         return v
+
+    @field_validator("warmup")
+    @classmethod
+    def _warmup(cls, v: float) -> float:
+        if v > MAX_SIM_NS:
+            raise ValueError(f"warm-up longer than {show(MAX_SIM_NS, 'ns')} of simulated time")
+        return v
+
+    def points(self) -> int:
+        """Points of the grid, replications included."""
+        n = len(self.strategies) * len(self.batches) * len(self.cpus) * self.replications
+        for values in self.grid.values():
+            n *= len(values)
+        return n
+
+
+def _once(values: list[int], what: str) -> None:
+    twice = [x for i, x in enumerate(values) if x in values[:i]]
+    if twice:
+        raise ValueError(f"{what} {twice[0]} is listed twice")
 
 
 @dataclass(frozen=True)
@@ -378,7 +419,7 @@ def _validate_document(
     """The common fields and the workload's own section of a merged scenario document."""
     with _attributed(p, ov):
         try:
-            model = ScenarioModel.model_validate(merged)
+            model = ScenarioModel.model_validate(merged, strict=True)
         except Exception as exc:  # pydantic.ValidationError
             from pydantic import ValidationError
 
@@ -402,6 +443,21 @@ def _validate_document(
                 )
         section = getattr(model, model.workload) or {}
         params = validate(workload.params, section, str(p), prefix=model.workload)
+        problems = work_problems(model.workload, params, section, str(p))
+        if model.points() > MAX_POINTS:
+            what = " x ".join(
+                [
+                    f"{len(model.strategies)} strategies",
+                    f"{len(model.batches)} batches",
+                    f"{len(model.cpus)} CPU counts",
+                    *(f"{len(v)} {k}" for k, v in model.grid.items()),
+                    f"{model.replications} replications",
+                ]
+            )
+            msg = f"{model.points():,} points ({what}); at most {MAX_POINTS:,} in one scenario"
+            problems.append(Problem(str(p), "", msg))
+        if problems:
+            raise ConfigError(problems)
     return model, params
 
 

@@ -83,7 +83,7 @@ FILES = (
 POINT_IDENTITY = tuple(c for c in results.IDENTITY if c != "replication")
 NOT_METRICS = {*results.IDENTITY, *results.WALL_CLOCK}
 # modules that present results: editing them does not change a row, so they are not in the key
-PRESENTATION = {"cli.py", "plots.py", "compare.py", "sweep.py", "results.py"}
+PRESENTATION = {"cli.py", "plots.py", "compare.py", "sweep.py", "results.py", "docgen.py", "limits.py"}
 
 OnDone = Callable[["Task", dict[str, Any], bool], None]
 Done = Callable[["Task", dict[str, Any]], None]
@@ -182,7 +182,7 @@ def load_sweep(path: str | Path, overrides: Overrides | None = None) -> Sweep:
         sc = load_scenario(p, ov)
         return Sweep(sc.name, str(p), (sc,), sc.model.description, tuple(sc.model.grid))
     try:
-        sf = SweepFile.model_validate(doc)
+        sf = SweepFile.model_validate(doc, strict=True)
     except ValidationError as exc:
         raise ConfigError(problems_from_validation(str(p), exc)) from None
 
@@ -315,9 +315,11 @@ def normalized(row: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(row, default=_plain))
 
 
-def run_task(sc: Scenario, point: Point) -> dict[str, Any]:
-    """One point's row (what a worker process or a Dask worker runs)."""
-    return normalized(run_module.run_point(sc, point))  # looked up per call: tests stand in for it
+def run_task(sc: Scenario, point: Point, progress: run_module.Progress | None = None) -> dict[str, Any]:
+    """One point's row (what a worker process or a Dask worker runs); `progress`: see run_point."""
+    if progress is None:
+        return normalized(run_module.run_point(sc, point))  # looked up per call: tests stand in for it
+    return normalized(run_module.run_point(sc, point, progress=progress))
 
 
 _WORKER_SCENARIOS: tuple[Scenario, ...] = ()
@@ -351,14 +353,17 @@ class Executor(ABC):
 
 @dataclass
 class LocalExecutor(Executor):
-    """This process (jobs=1) or a pool of `jobs` worker processes (forkserver)."""
+    """This process (jobs=1) or a pool of `jobs` worker processes (forkserver). In this process,
+    `inside(task)` may give a progress callback for the task's point (None: none)."""
 
     jobs: int = 1
+    inside: Callable[[Task], run_module.Progress | None] | None = None
 
     def run(self, scenarios: Sequence[Scenario], tasks: Sequence[Task], done: Done) -> None:
         if self.jobs <= 1 or len(tasks) <= 1:
             for t in tasks:
-                done(t, run_task(scenarios[t.scenario], t.point))
+                shown = self.inside(t) if self.inside is not None else None
+                done(t, run_task(scenarios[t.scenario], t.point, shown))
             return
         pool = process_pool(min(self.jobs, len(tasks)), _worker_init, (tuple(scenarios),))
         order = sorted(tasks, key=lambda t: -_cost(scenarios[t.scenario], t.point))
@@ -566,7 +571,19 @@ def ci95_halfwidth(values: np.ndarray) -> float:
     n = len(values)
     if n < 2:
         return math.nan
+    if (values == values[0]).all():  # identical replications: exactly 0, not float noise
+        return 0.0
     return t975(n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
+
+
+def mean(values: np.ndarray) -> float:
+    """The mean of `values`: exactly the value when all are equal (np.mean of three equal floats
+    may differ from them in the last bit); NaN for none."""
+    if not len(values):
+        return math.nan
+    if (values == values[0]).all():
+        return float(values[0])
+    return float(np.mean(values))
 
 
 def rows_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -624,7 +641,7 @@ def summarize(df: pd.DataFrame, grid_columns: Sequence[str] = ()) -> pd.DataFram
         for m in metrics:
             v = values[m][idx]
             v = v[~np.isnan(v)]
-            rec[m] = float(np.mean(v)) if len(v) else math.nan
+            rec[m] = mean(v)
             rec[f"{m}_ci95"] = ci95_halfwidth(v)
         out.append(rec)
     summary = pd.DataFrame.from_records(out, columns=[*keys, "replications", *_with_ci(metrics)])
@@ -642,13 +659,13 @@ def load_summary(directory: str | Path) -> pd.DataFrame:
     summary computed from its rows."""
     d = Path(directory)
     if (d / SUMMARY_PARQUET).is_file():
-        return pd.read_parquet(d / SUMMARY_PARQUET, engine="pyarrow")
+        return results.read_table(d / SUMMARY_PARQUET)
     if (d / SUMMARY_CSV).is_file():
-        return pd.read_csv(d / SUMMARY_CSV)
+        return results.read_table(d / SUMMARY_CSV)
     rows = results.load_results(d)
     grid: Sequence[str] = ()
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        grid = results.load_metadata(d)["grid_columns"]
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, ConfigError):
+        grid = list(results.load_metadata(d)["grid_columns"])
     return summarize(rows, grid)
 
 
@@ -680,15 +697,16 @@ def run_sweep(
     *,
     on_done: OnDone | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    on_plan: Callable[[Sequence[Task]], None] | None = None,
     fresh: bool = False,
     argv: Sequence[str] = (),
 ) -> SweepResult:
     """Run every point of `sweep` not already finished in OUT/.points/ and write the tables.
 
-    `on_start(reused, total)` is called once the finished points are known, `on_done(task, row,
-    reused)` once per point (first for the reused ones). `fresh` runs every point again. On
-    Ctrl-C/SIGTERM (KeyboardInterrupt) raises SweepInterruptedError: finished points stay in
-    OUT/.points/, no table is written."""
+    `on_start(reused, total)` is called once the finished points are known, `on_plan(tasks)` with
+    the points still to run, `on_done(task, row, reused)` once per point (first for the reused
+    ones). `fresh` runs every point again. On Ctrl-C/SIGTERM (KeyboardInterrupt) raises
+    SweepInterruptedError: finished points stay in OUT/.points/, no table is written."""
     executor = executor or LocalExecutor(1)
     out = Path(out)
     wall0 = time.perf_counter()
@@ -708,6 +726,8 @@ def run_sweep(
     reused = len(tasks) - len(todo)
     if on_start:
         on_start(reused, len(tasks))
+    if on_plan:
+        on_plan(todo)
     if on_done:
         for t in tasks:
             if rows[t.index] is not None:

@@ -51,6 +51,8 @@ def _split(text: object, kind: str, units: dict[str, float] | list[str]) -> tupl
     value, unit = float(m.group(1)), m.group(2)
     if not math.isfinite(value):
         raise UnitError(f"expected {kind} with a finite value, got {_r(text)}")
+    if not unit:
+        raise UnitError(f"expected {kind} with a unit (one of {', '.join(units)}), got a number without one")
     if unit not in units:
         raise UnitError(f"unknown unit {unit!r} in {_r(text)}: expected {kind} in one of {', '.join(units)}")
     return value, unit

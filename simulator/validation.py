@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -113,12 +114,25 @@ def _run_job(job: Job) -> dict[str, Any]:
     return run_with_costs(job.scenario, job.point, job.costs)
 
 
+# told (points done, points in this batch) as run_jobs goes; main() shows it on stderr
+ON_PROGRESS: Callable[[int, int], None] | None = None
+
+
 def run_jobs(jobs: Sequence[Job], workers: int = 1) -> list[dict[str, Any]]:
     """Run independent points, in worker processes if `workers` > 1 (results in input order)."""
+    rows: list[dict[str, Any]] = []
     if workers <= 1 or len(jobs) <= 1:
-        return [_run_job(j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        return list(pool.map(_run_job, jobs))
+        done = map(_run_job, jobs)
+    else:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)))
+        done = pool.map(_run_job, jobs)
+    for row in done:
+        rows.append(row)
+        if ON_PROGRESS is not None:
+            ON_PROGRESS(len(rows), len(jobs))
+    if workers > 1 and len(jobs) > 1:
+        pool.shutdown()
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -821,9 +835,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="short durations and few points (for tests)")
     ap.add_argument("--no-report", action="store_true", help="with --calibrate: only refit")
     args = ap.parse_args(list(argv) if argv is not None else None)
+    global ON_PROGRESS
+    ON_PROGRESS = _say_progress
     if args.calibrate:
         fitted = calibrate()
-        print(
+        _say(
             f"fitted outside cost: {fitted.outside_ns_per_packet:.4f} ns per packet on {fitted.host} "
             f"(single reproduces {fitted.record['reproduced_pps']:,.0f} pps); written to "
             f"{outside_path(scenario_with(XDP_SCENARIO).hardware)}"
@@ -843,8 +859,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = generate(s)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}")
+    _say(f"wrote {args.out}")
     return 0
+
+
+def _say(message: str) -> None:
+    """Notices and progress go to stderr, as every pagesim command's do (stdout: results only)."""
+    print(f"pagesim: validate-model: {message}", file=sys.stderr, flush=True)
+
+
+def _say_progress(done: int, total: int) -> None:
+    _say(f"[{done}/{total}] points of this step")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,10 +14,12 @@ from simulator.errors import ConfigError, Problem, short_repr
 
 M = TypeVar("M", bound=BaseModel)
 
-# Limits on a document's shape. The shipped files nest 5 levels and hold a few hundred values;
-# these only stop documents that would otherwise exhaust the stack (deep nesting) or the memory
-# and time of validation (an alias bomb: a few lines of anchors and aliases that expand to 10^9
-# values when anything walks them, as validation and error messages do).
+# Limits on a document's size and shape. The shipped files are at most 7 KB, nest 5 levels and
+# hold a few hundred values; these only stop documents that would otherwise exhaust the stack
+# (deep nesting), or the memory and time of parsing and validation: PyYAML takes about a minute
+# and a gigabyte for 500,000 keys, and an alias bomb (a few lines of anchors and aliases) expands
+# to 10^9 values when anything walks it, as validation and error messages do.
+MAX_DOCUMENT_BYTES = 256 << 10
 MAX_DEPTH = 50
 MAX_VALUES = 1_000_000
 
@@ -30,13 +33,50 @@ class _ShapeError(yaml.YAMLError):
         self.mark = mark
 
 
-class _Loader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses nesting deeper than MAX_DEPTH while composing.
+class _DuplicateKeyError(yaml.YAMLError):
+    """A mapping that names one key twice; `mark` is the second one."""
 
-    The composer recurses once per level; without this a document of a few thousand '[' would
-    end in RecursionError rather than an error naming the line."""
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+# YAML 1.1 (PyYAML) reads `1e15` and `2.5e+6` as strings (its floats need a dot); YAML 1.2 and
+# every reader of these files reads them as numbers. Resolved as floats, not left to the schema.
+_FLOAT_WITHOUT_DOT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader, stricter:
+    - nesting deeper than MAX_DEPTH is refused while composing (the composer recurses once per
+      level: a document of a few thousand '[' would otherwise end in RecursionError);
+    - a key given twice in one mapping is refused (PyYAML keeps the last one silently);
+    - `1e15` is a float, as in YAML 1.2."""
 
     _depth = 0
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[tuple[type, Any], yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE:
+                    continue  # `<<: *base` merges are overridden by explicit keys, as intended
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    ident = (type(key), key)
+                    first = seen.get(ident)
+                except TypeError:  # an unhashable key: SafeConstructor reports it
+                    continue
+                if first is not None:
+                    raise _DuplicateKeyError(
+                        f"duplicate key {short_repr(key)} (first at line {first.start_mark.line + 1});"
+                        " a mapping holds each key once (YAML would keep only the last)",
+                        key_node.start_mark,
+                    )
+                seen[ident] = key_node
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self._depth >= MAX_DEPTH and not self.check_event(yaml.AliasEvent, yaml.ScalarEvent):
@@ -63,6 +103,7 @@ def _check_expansion(root: yaml.Node) -> None:
     size: dict[int, int] = {}
     visiting: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    shared = False  # a node reached twice: an alias
     while stack:
         node, finished = stack.pop()
         key = id(node)
@@ -70,19 +111,28 @@ def _check_expansion(root: yaml.Node) -> None:
             visiting.discard(key)
             size[key] = 1 + sum(size[id(c)] for c in _children(node))
             if size[key] > MAX_VALUES:
-                raise _ShapeError(
-                    f"expands to more than {MAX_VALUES:,} values through aliases", node.start_mark
+                how = (
+                    "expands to more than {:,} values through aliases"
+                    if shared
+                    else "holds more than {:,} values"
                 )
+                raise _ShapeError(how.format(MAX_VALUES), node.start_mark)
             continue
         if key in size:
+            shared = True
             continue
         visiting.add(key)
         stack.append((node, True))
         for child in _children(node):
             if id(child) in visiting:
                 raise _ShapeError("an alias refers to a value that contains it", child.start_mark)
-            if id(child) not in size:
+            if id(child) in size:
+                shared = True
+            else:
                 stack.append((child, False))
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_WITHOUT_DOT, list("-+0123456789"))
 
 
 def _load_yaml(text: str) -> Any:
@@ -122,7 +172,18 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise ConfigError.one(name, "", "is a directory, expected a YAML file")
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:  # at most one byte past the limit (a FIFO has no size)
+            data = f.read(MAX_DOCUMENT_BYTES + 1)
+        if len(data) > MAX_DOCUMENT_BYTES:
+            size = path.stat().st_size if path.is_file() else 0
+            got = f"{size:,} bytes" if size > MAX_DOCUMENT_BYTES else "more"
+            raise ConfigError.one(
+                name,
+                "",
+                f"is {got}; a scenario, sweep, hardware or calibration file may hold at most"
+                f" {MAX_DOCUMENT_BYTES:,} bytes ({MAX_DOCUMENT_BYTES >> 10} KiB)",
+            )
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError.one(name, "", f"cannot be read as UTF-8 text: {exc}") from None
     try:
@@ -130,6 +191,9 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     except _ShapeError as exc:
         where = f"line {exc.mark.line + 1}, column {exc.mark.column + 1}" if exc.mark else ""
         raise ConfigError.one(name, where, f"YAML document too complex: {exc.message}") from None
+    except _DuplicateKeyError as exc:
+        where = f"line {exc.mark.line + 1}, column {exc.mark.column + 1}"
+        raise ConfigError.one(name, where, exc.message) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -160,11 +224,35 @@ def field_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
+# pydantic names the member of a union that failed in the error's location ("offered_load.float",
+# "offered_load.literal['saturate']"); these are not fields.
+_UNION_MEMBER = re.compile(
+    r"^(int|float|str|bool|none|list\[.*\]|dict\[.*\]|literal\[.*\]|[a-z]+-[a-z-]+\[.*\])$"
+)
+
+
+def _is_field(part: Any) -> bool:
+    return not (isinstance(part, str) and (part.startswith("function-") or _UNION_MEMBER.match(part)))
+
+
 def problems_from_validation(file: str, exc: ValidationError, prefix: str = "") -> list[Problem]:
-    """One Problem per pydantic error, with the dotted field path and the offending value."""
+    """One Problem per field pydantic found wrong, with the dotted field path and the offending
+    value (the members of a union that all failed make one problem: "a valid number or 'x'")."""
+    problems: list[Problem] = []
+    for prob in _problems(file, exc, prefix):
+        last = problems[-1] if problems else None
+        if last is not None and last.field == prob.field and last.value == prob.value and last.has_value:
+            alternative = prob.message.removeprefix("Input should be ")
+            problems[-1] = Problem(file, prob.field, f"{last.message} or {alternative}", prob.value, True)
+            continue
+        problems.append(prob)
+    return problems
+
+
+def _problems(file: str, exc: ValidationError, prefix: str) -> list[Problem]:
     problems = []
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(p for p in err["loc"] if _is_field(p))
         bad_key = loc[-1:] == ("[key]",)  # a mapping's key, not its value, failed: (..., key, "[key]")
         if bad_key:
             loc = loc[:-2]
@@ -226,11 +314,12 @@ def check_finite(obj: BaseModel, file: str, prefix: str = "") -> None:
 
 
 def validate(model: type[M], data: Any, file: str, prefix: str = "") -> M:
-    """model.model_validate(data), with failures raised as a ConfigError naming `file`.
+    """model.model_validate(data) in pydantic's strict mode (no `true` for 1, no `"8"` for 8),
+    with failures raised as a ConfigError naming `file`.
 
     Also refuses NaN and infinities in any float field (see non_finite)."""
     try:
-        obj = model.model_validate(data)
+        obj = model.model_validate(data, strict=True)
     except ValidationError as exc:
         raise ConfigError(problems_from_validation(file, exc, prefix)) from None
     check_finite(obj, file, prefix)

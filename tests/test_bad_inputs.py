@@ -31,6 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BROADWELL = "broadwell-e5-1650v4.yaml"
 SKYLAKE = "skylake-sp-2s.yaml"
 PAGESIM = Path(sys.executable).parent / "pagesim"
+WORK_BOUND = "(a bound on simulated work: see docs/configuration.md)"
+NFS_TEXT = (ROOT / "scenarios" / "nfs.yaml").read_text(encoding="utf-8")
+SEED_RANGE = (
+    "seeds must be whole numbers from 0 to 9,223,372,036,854,775,807 (2^63-1: the result files' int64"
+    " seed column)"
+)
 
 
 def _doc(path: Path) -> dict[str, Any]:
@@ -124,7 +130,7 @@ FILE_CASES = [
     ),
     Case(
         "seed-negative",
-        ("{sc}: seed: Input should be greater than or equal to 0 (got -1)",),
+        ("{sc}: seed: " + SEED_RANGE + " (got -1)",),
         edits=(_set("seed", value=-1),),
     ),
     Case(
@@ -270,10 +276,7 @@ FILE_CASES = [
     ),
     Case(
         "workload-section-wrong-type",
-        (
-            "{sc}: xdp_redirect.ring_size: Input should be a valid integer, unable to parse string as an "
-            "integer (got 'large')",
-        ),
+        ("{sc}: xdp_redirect.ring_size: Input should be a valid integer (got 'large')",),
         base="xdp_redirect.yaml",
         edits=(_set("xdp_redirect", "ring_size", value="large"),),
     ),
@@ -316,12 +319,146 @@ FILE_CASES = [
     Case(
         "several-problems",
         (
-            "{sc}: seed: Input should be greater than or equal to 0 (got -5)",
+            "{sc}: seed: " + SEED_RANGE + " (got -5)",
             "{sc}: batches: batch sizes must be whole numbers from 1 to 4096, got 0 (got [0])",
             "{sc}: duration: unknown unit 'sec' in '1 sec': expected a duration in one of ns, us, ms, s "
             "(got '1 sec')",
         ),
         edits=(_set("seed", value=-5), _set("batches", value=[0]), _set("duration", value="1 sec")),
+    ),
+    # issue 16: bounds on simulated work (these were accepted, and `run` never ended)
+    Case(
+        "warmup-too-long",
+        ("{sc}: warmup: warm-up longer than 60 s of simulated time (got '1e9 s')",),
+        edits=(_set("warmup", value="1e9 s"),),
+    ),
+    Case(
+        "nfs-rate-too-high",
+        ("{sc}: nfs.clients.rate: at most 10,000,000 RPC/s " + WORK_BOUND + " (got 1000000000000000.0)",),
+        base="nfs.yaml",
+        edits=(_set("nfs", "clients", "rate", value=1e15),),
+    ),
+    Case(
+        "nfs-rate-as-yaml-1.1-string",  # `rate: 1e15` in a file: YAML 1.2 reads a float
+        ("{sc}: nfs.clients.rate: at most 10,000,000 RPC/s " + WORK_BOUND + " (got 1000000000000000.0)",),
+        text=NFS_TEXT.replace("rate: 150000", "rate: 1e15"),
+    ),
+    Case(
+        "nfs-sleep-shorter-than-a-jiffy",
+        ("{sc}: nfs.sleep: from 1 ms to 60 s " + WORK_BOUND + " (got '0 ms')",),
+        base="nfs.yaml",
+        edits=(_set("nfs", "sleep", value="0 ms"),),
+    ),
+    Case(
+        "nfs-threads-beyond-the-kernel",
+        ("{sc}: nfs.threads_per_node: at most 8,192 threads " + WORK_BOUND + " (got 1000000)",),
+        base="nfs.yaml",
+        edits=(_set("nfs", "threads_per_node", value=1_000_000),),
+    ),
+    Case(
+        "xdp-offered-load-beyond-any-nic",
+        (
+            "{sc}: xdp_redirect.offered_load: at most 1,000,000,000 packets/s "
+            + WORK_BOUND
+            + " (got 1000000000000.0)",
+        ),
+        base="xdp_redirect.yaml",
+        edits=(_set("xdp_redirect", "offered_load", value=1e12),),
+    ),
+    Case(
+        "too-many-points",
+        (
+            "{sc}: 192,000 points (4 strategies x 8 batches x 6 CPU counts x 1000 replications); at most "
+            "100,000 in one scenario",
+        ),
+        edits=(_set("cpus", value=[1, 2, 3, 4, 5, 6]), _set("replications", value=1000)),
+    ),
+    # issue 16: seeds the RNG and the result files take
+    Case(
+        "seed-too-big",
+        ("{sc}: seed: " + SEED_RANGE + " (got 18446744073709551616)",),
+        edits=(_set("seed", value=2**64),),
+    ),
+    # issue 16: strict YAML
+    Case(
+        "duplicate-key",
+        (
+            "{sc}: line 7, column 1: duplicate key 'kernel' (first at line 5); a mapping holds each key "
+            "once (YAML would keep only the last)",
+        ),
+        text=(
+            "name: dup\nworkload: page_bench\nhardware: ../hardware/broadwell-e5-1650v4.yaml\n"
+            "duration: 10 us\nkernel:\n  debug_list: true\nkernel:\n  thp: true\n"
+        ),
+    ),
+    Case(
+        "batch-boolean",
+        ("{sc}: batches[0]: Input should be a valid integer (got True)",),
+        edits=(_set("batches", value=[True]),),
+    ),
+    Case(
+        "seed-boolean",
+        ("{sc}: seed: Input should be a valid integer (got True)",),
+        edits=(_set("seed", value=True),),
+    ),
+    Case(
+        "batch-repeated",
+        ("{sc}: batches: batch size 16 is listed twice (got [16, 16])",),
+        edits=(_set("batches", value=[16, 16]),),
+    ),
+    Case(
+        "cpus-repeated",
+        ("{sc}: cpus: CPU count 1 is listed twice (got [1, 1])",),
+        edits=(_set("cpus", value=[1, 1]),),
+    ),
+    Case(
+        "document-too-large",  # 500,000 keys took 31 s and 860 MB, then blamed aliases
+        (
+            "{sc}: is 300,000 bytes; a scenario, sweep, hardware or calibration file may hold at most "
+            "262,144 bytes (256 KiB)",
+        ),
+        text="k: 0\n" * 60_000,
+    ),
+    Case(
+        "description-too-long",
+        (
+            "{sc}: description: String should have at most 2000 characters (got "
+            + "'"
+            + "x" * 159
+            + "... (2,003 characters))",
+        ),
+        edits=(_set("description", value="x" * 2001),),
+    ),
+    # issue 16: physical ranges on hardware (these ran: exit 3, or nonsense figures)
+    Case(
+        "hardware-clock-absurd",
+        ("{hw}: cpu.clock: expected a clock from 0.1 to 10 GHz (got '1e-300 GHz')",),
+        hw_base=BROADWELL,
+        hw_edits=(_set("cpu", "clock", value="1e-300 GHz"),),
+    ),
+    Case(
+        "hardware-irq-cost-absurd",
+        (
+            "{hw}: kernel_costs.local_irq_save_restore: expected a cost from 0 to 10 us (2.77778e+14 ns at "
+            "cpu.tsc 3.6 GHz) (got '1e+15 cycles')",
+        ),
+        hw_base=BROADWELL,
+        hw_edits=(_set("kernel_costs", "local_irq_save_restore", value="1e15 cycles"),),
+    ),
+    Case(
+        "hardware-l2-faster-than-l1",
+        (
+            "{hw}: caches.l2.latency: must not be faster than caches.l1d.latency (1.11111 ns)"
+            " (got '2 cycles')",
+        ),
+        hw_base=BROADWELL,
+        hw_edits=(_set("caches", "l2", "latency", value="2 cycles"),),
+    ),
+    Case(
+        "hardware-cache-size-absurd",
+        ("{hw}: caches.l3.size: expected a cache size from 1 KiB to 4 GiB (got '1 TiB')",),
+        hw_base=BROADWELL,
+        hw_edits=(_set("caches", "l3", "size", value="1 TiB"),),
     ),
 ]
 
@@ -355,7 +492,7 @@ FLAG_CASES = [
     ),
     Case(
         "flag-seed-negative",
-        ("command line: --seed: Input should be greater than or equal to 0 (got -1)",),
+        ("command line: --seed: " + SEED_RANGE + " (got -1)",),
         flags=("--seed", "-1"),
         commands=("run",),
     ),
@@ -378,6 +515,27 @@ FLAG_CASES = [
         "flag-replications-zero",
         ("command line: --replications: Input should be greater than or equal to 1 (got 0)",),
         flags=("--replications", "0"),
+        commands=("run",),
+    ),
+    Case(
+        "flag-seed-too-big",
+        ("command line: --seed: " + SEED_RANGE + " (got 18446744073709551616)",),
+        flags=("--seed", "18446744073709551616"),
+        commands=("run",),
+    ),
+    Case(
+        "flag-duration-without-unit",
+        (
+            "command line: --duration: expected a duration with a unit (one of ns, us, ms, s), got a "
+            "number without one (got '0')",
+        ),
+        flags=("--duration", "0"),
+        commands=("run",),
+    ),
+    Case(
+        "flag-out-empty",  # it wrote six files into the working directory
+        ("command line: --out: expected a directory path (got '')",),
+        flags=("--out", ""),
         commands=("run",),
     ),
     Case(
@@ -439,7 +597,8 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def argv(case: Case, s: Setup, command: str) -> list[str]:
     if command == "check":
         return ["check", str(s.scenario)]
-    return ["run", str(s.scenario), *case.flags, "--out", str(s.out)]
+    out = [] if "--out" in case.flags else ["--out", str(s.out)]
+    return ["run", str(s.scenario), *case.flags, *out]
 
 
 def assert_exact_error(rc: int, out: str, err: str, expected: list[str]) -> None:
@@ -516,3 +675,335 @@ def test_catalogue_matches_docs() -> None:
     text = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
     missing = [c.id for c in CASES if f"`{c.id}`" not in text]
     assert missing == []
+
+
+# Issue 16: result files, the results directory, compare and plots ---------------------------
+# Each asserts the same contract where it applies: exit 2, one line naming the file or flag, no
+# traceback, nothing written and existing results untouched.
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small `pagesim run` results directory (two points of page_bench, 5 us each)."""
+    out = tmp_path_factory.mktemp("run") / "pb"
+    args = ["run", str(ROOT / "scenarios" / "page_bench.yaml"), "--strategy", "single"]
+    args += ["--strategy", "bulk_array", "--batch", "16", "--duration", "5 us", "--out", str(out)]
+    assert cli.main(args) == 0
+    return out
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _one_error(rc: int, out: str, err: str, expected: str) -> None:
+    assert "Traceback" not in out + err
+    assert rc == 2, err
+    assert out == ""
+    assert err == f"pagesim: error: {expected}\n"
+
+
+@pytest.mark.parametrize("command", ["plot", "compare"])
+def test_truncated_parquet_is_one_line_naming_the_file(
+    one_run: Path, tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = _copy(one_run, tmp_path / "res")
+    data = (d / "rows.parquet").read_bytes()
+    (d / "rows.parquet").write_bytes(data[: len(data) // 2])
+    before = snapshot(tmp_path)
+    args = (
+        ["plot", str(d), "--out", str(tmp_path / "figs")]
+        if command == "plot"
+        else ["compare", str(d), str(d)]
+    )
+    rc = cli.main(args)
+    out, err = capsys.readouterr()
+    _one_error(
+        rc,
+        out,
+        err,
+        f"{d}/rows.parquet: cannot be read as a Parquet table (Parquet magic bytes not found in footer):"
+        " damaged or not written by pagesim",
+    )
+    assert snapshot(tmp_path) == before and not (tmp_path / "figs").exists()
+
+
+def test_header_only_rows_csv_is_named_and_no_figure_folder_is_left(
+    one_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = tmp_path / "res"
+    d.mkdir()
+    header = (one_run / "rows.csv").read_text(encoding="utf-8").splitlines()[0]
+    (d / "rows.csv").write_text(header + "\n", encoding="utf-8")
+    rc = cli.main(["plot", str(d)])
+    out, err = capsys.readouterr()
+    _one_error(rc, out, err, f"{d}/rows.csv: holds no rows (a header only): no point to show")
+    assert sorted(p.name for p in d.iterdir()) == ["rows.csv"]  # no figures/
+
+
+def test_empty_out_writes_nothing_into_the_working_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for command in ("run", "sweep"):
+        rc = cli.main([command, str(ROOT / "scenarios" / "page_bench.yaml"), "--out", ""])
+        out, err = capsys.readouterr()
+        _one_error(rc, out, err, "command line: --out: expected a directory path (got '')")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_a_second_writer_is_refused(
+    one_run: Path, tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from filelock import FileLock
+
+    from simulator import results
+
+    d = _copy(one_run, tmp_path / "pb")
+    before = snapshot(d)
+    lock = results.lock_path(d)
+    with FileLock(str(lock)):  # another pagesim writing into d
+        rc = cli.main(
+            [command, str(ROOT / "scenarios" / "page_bench.yaml"), "--duration", "5 us", "--out", str(d)]
+        )
+    out, err = capsys.readouterr()
+    _one_error(
+        rc,
+        out,
+        err,
+        f"command line: --out: {d}/ is being written by another pagesim (it holds {lock}): wait for it to"
+        f" finish, or choose another --out (got '{d}')",
+    )
+    assert snapshot(d) == before
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_another_scenario_does_not_replace_results(
+    one_run: Path, tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = _copy(one_run, tmp_path / "pb")
+    before = snapshot(d)
+    rc = cli.main(
+        [command, str(ROOT / "scenarios" / "xdp_redirect.yaml"), "--duration", "5 us", "--out", str(d)]
+    )
+    out, err = capsys.readouterr()
+    _one_error(
+        rc,
+        out,
+        err,
+        f"command line: --out: {d}/ holds the results of 'page_bench', not of 'xdp_redirect': choose another"
+        f" --out, or remove that directory first (got '{d}')",
+    )
+    assert snapshot(d) == before
+    assert not results_lock_left(tmp_path)
+
+
+def results_lock_left(root: Path) -> bool:
+    return any(p.name.endswith(".pagesim-lock") for p in root.rglob("*"))
+
+
+def test_the_lock_is_released_and_removed_after_a_run(one_run: Path) -> None:
+    assert not results_lock_left(one_run.parent)
+
+
+def test_compare_refuses_results_of_different_workloads(
+    one_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    xdp = tmp_path / "xdp"
+    args = ["run", str(ROOT / "scenarios" / "xdp_redirect.yaml"), "--strategy", "single"]
+    assert cli.main([*args, "--batch", "16", "--duration", "5 us", "--out", str(xdp)]) == 0
+    capsys.readouterr()
+    rc = cli.main(["compare", str(xdp), str(one_run)])
+    out, err = capsys.readouterr()
+    _one_error(
+        rc,
+        out,
+        err,
+        "command line: B: results of different workloads measure different things (A: xdp_redirect;"
+        f" B: page_bench); to compare them anyway, add --across workload (got '{one_run}')",
+    )
+
+
+def test_compare_does_not_mark_float_noise(tmp_path: Path) -> None:
+    """Identical replications: a ratio of 1.0000000000000169 is no difference; a real one is."""
+    import pandas as pd
+
+    from simulator.compare import compare
+    from simulator.sweep import summarize
+
+    def write(d: Path, values: list[float]) -> Path:
+        d.mkdir()
+        ident = {"scenario": "pb", "workload": "page_bench", "hardware": "h", "strategy": "single", "cpus": 1}
+        rows = [
+            {**ident, "batch": 1, "replication": i, "seed": 1, "cycles_per_page": v}
+            for i, v in enumerate(values)
+        ]
+        summarize(pd.DataFrame(rows)).to_parquet(d / "summary.parquet")
+        pd.DataFrame(rows).to_csv(d / "rows.csv", index=False)
+        return d
+
+    a = write(tmp_path / "a", [205.1] * 3)
+    b = write(tmp_path / "b", [205.1 * 1.0000000000000169] * 3)
+    c = write(tmp_path / "c", [210.0] * 3)
+    assert compare(a, b).table["cycles_per_page_distinct"].tolist() == [False]
+    assert compare(a, c).table["cycles_per_page_distinct"].tolist() == [True]
+    one_a, one_b = write(tmp_path / "a1", [100.0]), write(tmp_path / "b1", [100.5])
+    assert compare(one_a, one_b).table["cycles_per_page_distinct"].tolist() == [False]  # within 1 %
+    assert compare(one_a, one_b, tolerance=0.001).table["cycles_per_page_distinct"].tolist() == [True]
+
+
+def test_compare_explains_its_star(one_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["compare", str(one_run), str(one_run), "--a", "strategy=single", "--b", "strategy=bulk_array"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1].startswith("*: B differs from A by more than both 95 % confidence")
+
+
+def test_identical_replications_have_an_exact_mean_and_no_interval() -> None:
+    import numpy as np
+
+    from simulator.sweep import ci95_halfwidth, mean
+
+    v = np.array([0.1 + 0.2] * 3)
+    assert mean(v) == 0.1 + 0.2 and ci95_halfwidth(v) == 0.0
+
+
+def test_a_large_flat_document_is_not_blamed_on_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator import yamlio
+
+    monkeypatch.setattr(yamlio, "MAX_VALUES", 10)
+    with pytest.raises(yamlio._ShapeError, match=r"holds more than 10 values$"):
+        yamlio._load_yaml("[" + ", ".join(["0"] * 20) + "]")
+    with pytest.raises(yamlio._ShapeError, match="through aliases"):
+        yamlio._load_yaml("a: &a [0, 0, 0, 0]\nb: [*a, *a, *a]\n")
+
+
+def test_every_number_of_a_workload_section_has_a_work_bound_or_a_reason() -> None:
+    """limits.WORK_BOUNDS covers every numeric field (durations and sizes included) of every
+    workload's parameters, or limits.UNBOUNDED says why it sets no amount of work."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from simulator import limits
+    from simulator.workloads import WORKLOADS
+
+    def numeric(model: type[BaseModel], prefix: str) -> list[str]:
+        out = []
+        for name, f in model.model_fields.items():
+            path = f"{prefix}.{name}"
+            args = [a for a in typing.get_args(f.annotation) or [f.annotation] if a is not type(None)]
+            for a in args:
+                a = typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a
+                if isinstance(a, type) and issubclass(a, BaseModel):
+                    out += numeric(a, path)
+                elif a in (int, float) or typing.get_origin(a) is list:
+                    out.append(path)
+        return sorted(set(out))
+
+    bounded = {b.path for b in limits.WORK_BOUNDS}
+    for name, w in WORKLOADS.items():
+        missing = [p for p in numeric(w.params, name) if p not in bounded and p not in limits.UNBOUNDED]
+        assert missing == [], missing
+
+
+def test_validate_model_keeps_stdout_for_results(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simulator import validation
+
+    monkeypatch.setattr(validation, "generate", lambda s: "report\n")
+    assert cli.main(["validate-model", "--out", str(tmp_path / "v.md")]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"pagesim: validate-model: wrote {tmp_path / 'v.md'}\n"
+
+
+# Plots: what the issue saw drawn wrong ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    from test_plots import synthetic
+
+    from simulator import plots
+
+    rs = plots.load(synthetic(tmp_path_factory.mktemp("plots")))
+    made = [f for kind in plots.KINDS for _, f in plots.figures(rs, kind)]
+    assert made
+    return made
+
+
+def test_no_legend_hides_a_curve(figures: list[Any]) -> None:
+    from simulator import plots
+
+    for fig in figures:
+        r = plots._renderer(fig)
+        fig.draw_without_rendering()  # as saved: every position final
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is not None:
+                assert not plots.legend_covers(ax, legend, r), ax.get_title()
+
+
+def test_every_axis_label_is_inside_the_figure(figures: list[Any]) -> None:
+    from simulator import plots
+
+    for fig in figures:
+        r = plots._renderer(fig)
+        fig.draw_without_rendering()
+        box = fig.bbox
+        for ax in fig.axes:
+            for label in (ax.xaxis.label, ax.yaxis.label):
+                if label.get_text():
+                    e = label.get_window_extent(r)
+                    assert e.x0 >= box.x0 and e.x1 <= box.x1 and e.y0 >= box.y0 and e.y1 <= box.y1, label
+
+
+def test_bars_without_an_interval_draw_no_error_bar(tmp_path: Path) -> None:
+    import pandas as pd
+    from test_plots import synthetic
+
+    from simulator import plots
+
+    d = synthetic(tmp_path)
+    summary = pd.read_parquet(d / "summary.parquet")
+    for c in [c for c in summary.columns if c.endswith("_ci95")]:
+        summary[c] = float("nan")  # one replication
+    summary.to_parquet(d / "summary.parquet")
+    fig = plots.fig_throughput(plots.load(d), "nfs")
+    assert fig is not None
+    bars = fig.axes[0].containers[0]
+    assert bars.errorbar is None
+
+
+# A long run says so; a long point shows progress; neither changes a row ----------------------
+
+
+def test_a_long_run_says_so_before_it_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator import run
+    from simulator.scenario import Overrides, load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / "page_bench.yaml", Overrides(duration="20 s"))
+    cli.warn_if_long([run.estimate_wall_s(sc, p) for p in run.expand(sc)], 1)
+    err = capsys.readouterr().err
+    assert err.startswith("pagesim: note: a long run: 32 points, estimated ")
+    sc = load_scenario(ROOT / "scenarios" / "page_bench.yaml")
+    cli.warn_if_long([run.estimate_wall_s(sc, p) for p in run.expand(sc)], 1)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_inside_a_point_leaves_its_row_unchanged() -> None:
+    from simulator import run
+    from simulator.scenario import Overrides, load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / "page_bench.yaml", Overrides(duration="20 us"))
+    p = run.expand(sc)[0]
+    seen: list[tuple[float, float]] = []
+    with_progress = run.run_point(sc, p, progress=lambda now, end: seen.append((now, end)))
+    plain = run.run_point(sc, p)
+    for row in (with_progress, plain):
+        row.pop("wall_s")
+    assert with_progress == plain
+    assert seen and all(0 <= now <= end for now, end in seen)

@@ -31,7 +31,7 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_two_hardware_files(two: tuple[Path, Path]) -> None:
     a, b = two
-    cmp = compare(a, b)
+    cmp = compare(a, b, across=["hardware"])
     assert cmp.varied == {"hardware": ("broadwell-e5-1650v4", "skylake-sp-2s")}
     assert "hardware" not in cmp.keys and "strategy" in cmp.keys
     assert len(cmp.table) == 4 * 6 * 2 + 4 + 4 * 2 * 3 and cmp.only_a == cmp.only_b == 0
@@ -79,6 +79,8 @@ def test_json_and_metric_choice(two: tuple[Path, Path], capsys: pytest.CaptureFi
                 "scenario=xdp",
                 "--b",
                 "scenario=xdp",
+                "--across",
+                "hardware",
                 "--json",
             ]
         )
@@ -88,7 +90,10 @@ def test_json_and_metric_choice(two: tuple[Path, Path], capsys: pytest.CaptureFi
     assert doc["compared"] == {"hardware": {"a": "broadwell-e5-1650v4", "b": "skylake-sp-2s"}}
     assert len(doc["points"]) == 24 and set(doc["points"][0]["figures"]) == {"pps"}
     assert doc["points"][0]["figures"]["pps"]["ratio"] == pytest.approx(0.8)
-    assert cli.main(["compare", str(a), str(b), "--a", "batch=64.0", "--b", "batch=64"]) == 0
+    assert (
+        cli.main(["compare", str(a), str(b), "--a", "batch=64.0", "--b", "batch=64", "--across", "hardware"])
+        == 0
+    )
     out = capsys.readouterr()
     assert "page_bench: B/A" in out.out and "points in common" in out.err
 
@@ -113,7 +118,7 @@ def test_bad_input(
     two: tuple[Path, Path], capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
     a, b = two
-    assert cli.main(["compare", str(a), str(b), *args]) == 2
+    assert cli.main(["compare", str(a), str(b), "--across", "hardware", *args]) == 2
     assert message in capsys.readouterr().err
 
 

@@ -559,7 +559,7 @@ FOUND: list[tuple[str, str, Edit, str, str]] = [
         "scenarios/xdp_redirect.yaml",
         _set("xdp_redirect", "offered_load", value="inf"),
         "xdp_redirect.offered_load",
-        "finite",
+        "a valid number or 'saturate'",  # strict: the string "inf" is not a number
     ),
     (
         "client-rate-infinite",

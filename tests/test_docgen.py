@@ -1,0 +1,42 @@
+"""The figures README.md and docs/xdp_redirect.md quote are what the model computes now.
+
+simulator.docgen runs the reference replay (four points, about a second) and renders the tables;
+the documents' blocks must equal them. After a change to the model's figures, regenerate with
+`.venv/bin/python -m simulator.docgen`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator import docgen
+
+
+@pytest.fixture(scope="module")
+def fresh() -> dict:
+    return docgen.blocks()
+
+
+def test_the_documents_figures_match_a_fresh_run(fresh: dict) -> None:
+    for path, blocks in fresh.items():
+        text = path.read_text(encoding="utf-8")
+        for name, body in blocks.items():
+            assert docgen.read_block(text, name) == body, (
+                f"{path.name}: block {name} differs from a fresh run: run python -m simulator.docgen"
+            )
+
+
+def test_the_reference_table_says_what_was_measured_and_what_the_model_predicts(fresh: dict) -> None:
+    table = fresh[docgen.README]["xdp-reference"]
+    assert "| `single` (5.11) | 3,677,958 pps |" in table
+    assert "| `bulk_list` (seed RFC) | 4,368,926 pps (+18.8 %) |" in table
+    assert table.count("\n") == 5  # header, rule, four strategies
+
+
+def test_replace_blocks_keeps_the_rest_of_the_text() -> None:
+    text = "a\n<!-- figures:x -->\nold\n<!-- /figures:x -->\nb\n"
+    assert docgen.replace_blocks(text, {"x": "new\nlines"}) == (
+        "a\n<!-- figures:x -->\nnew\nlines\n<!-- /figures:x -->\nb\n"
+    )
+    with pytest.raises(KeyError):
+        docgen.replace_blocks(text, {"y": ""})
