@@ -1,23 +1,38 @@
 """The named calibration step: allocator instruction work from the reference perf profile.
 
-The model prices three kinds of cost: documented primitives (IRQ toggles, spinlocks, atomics,
-calls: hardware/*.yaml), cache lines (the cache model) and the instruction work of each kernel
-function. That last kind has no public per-function measurement except the baseline perf profile
-of the reference XDP-redirect run (hardware/calibration/*.yaml). This step turns the profile into
-work terms:
+The model prices three kinds of cost: documented primitives (spinlocks, atomics, calls:
+hardware/*.yaml), cache lines (the cache model) and the instruction work of each kernel function.
+That last kind has no public per-function measurement except the baseline perf profile of the
+reference XDP-redirect run (hardware/calibration/*.yaml), taken on Linux 5.11. This step turns the
+profile into work terms:
 
     self_ns(f)  = self_percent(f) / 100 * (1e9 / reference pps)
-    work(f)     = self_ns(f) - primitives the model prices separately inside f
+    work(f)     = self_ns(f) - stalls(f) - (the profiled kernel's IRQ toggle, if f holds one)
 
-then scales work by clock ratio to the simulated host. `pagesim calibrate HW.yaml` prints every
+where stalls(f) is what the model's own cache charges f per packet when it replays the profiled
+run (the `replayed:` section, written by `python -m simulator.validation --calibrate`; a
+profiled self time already contains the misses the profiled run took, so they must not be
+priced twice). Two functions then fix the two unknowns of the profiled kernel's fast path, the
+work per C-level memory operation and the in-context cost of a push+popf IRQ toggle:
+
+    rmqueue:          self - stalls = toggle + (per_page + per_call + statistics ops) * op
+    free_unref_page:  self - stalls = toggle + free_unref_page ops * op
+
+(the operation counts are read from the 5.11 source, hardware/calibration/*.yaml `ops:`). Code
+the profile does not name (__inc_numa_state, put_page's layers, 5.14's additions) is priced per
+operation at that rate. A >= 5.12 toggle (a conditional sti instead of popf) costs the popf
+toggle times the ratio of the two tight-loop figures in the hardware file. CONFIG_DEBUG_LIST's
+checks cost their profiled self time divided by the checks per packet counted in the profiled
+path. Work scales by clock ratio to the simulated host. `pagesim calibrate HW.yaml` prints every
 step. page_bench's 199 cycles per page is not an input here; it checks the result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -26,11 +41,13 @@ from simulator.hardware import Hardware, load_hardware
 from simulator.units import parse_ghz
 from simulator.yamlio import read_yaml_mapping, validate
 
+if TYPE_CHECKING:
+    from simulator.kernels import KernelConfig
+
 GHz = Annotated[float, BeforeValidator(parse_ghz)]
 
 # The page allocator's own functions in the reference perf profile (KF §1: allocation side
-# 9.85 %, free side 5.91 %), and with them the CONFIG_DEBUG_LIST checks the allocator's list
-# operations run (profiled as their own functions, shared with the rest of the kernel).
+# 9.85 %, free side 5.91 %).
 ALLOCATOR_FUNCTIONS = (
     "__alloc_pages_nodemask",
     "get_page_from_freelist",
@@ -41,7 +58,9 @@ ALLOCATOR_FUNCTIONS = (
     "free_unref_page_commit",
     "free_pcp_prepare",
 )
-PROFILED = (*ALLOCATOR_FUNCTIONS, "__list_add_valid", "__list_del_entry_valid")
+LIST_CHECKS = ("__list_add_valid", "__list_del_entry_valid")
+PROFILED = (*ALLOCATOR_FUNCTIONS, *LIST_CHECKS)
+REPLAYED_MARK = "replayed:"
 
 
 class _Strict(BaseModel):
@@ -52,43 +71,107 @@ class Reference(_Strict):
     host: str
     clock: GHz
     packets_per_second: float = Field(gt=0)
+    kernel: str = Field(description="the profiled kernel's version (its IRQ toggle is subtracted)")
 
 
-class Split(_Strict):
-    list_add_checks_per_packet: float = Field(gt=0)
-    rmqueue_per_page_ops: float = Field(ge=0)
-    rmqueue_per_call_ops: float = Field(ge=0)
+class RmqueueOps(_Strict):
+    per_page: float = Field(ge=0)
+    per_call: float = Field(ge=0)
+    statistics: float = Field(ge=0)
+
+
+class Ops(_Strict):
+    rmqueue: RmqueueOps
+    free_unref_page: float = Field(ge=0)
+    inc_numa_state: float = Field(ge=0, alias="__inc_numa_state")
+    count_numa_events: float = Field(ge=0)
+    pcp_free_factor: float = Field(ge=0)
+    reclaim_active_test: float = Field(ge=0)
+    put_page: float = Field(ge=0)
+    page_frag_free: float = Field(ge=0)
+
+
+class CheckCounts(_Strict):
+    receive_path: float = Field(ge=0)
+    napi: float = Field(ge=0)
+    allocator: float = Field(ge=0)
+
+    @property
+    def total(self) -> float:
+        return self.receive_path + self.napi + self.allocator
+
+
+class Replayed(_Strict):
+    """What the replay of the profiled run measured (written by the calibration step)."""
+
+    stalls_ns_per_packet: dict[str, float] = Field(default_factory=dict)
+    list_ops_per_packet: dict[str, float] = Field(default_factory=dict)
+    record: dict[str, Any] = Field(default_factory=dict)
 
 
 class CalibrationInput(_Strict):
     reference: Reference
     self_percent: dict[str, float]
-    split: Split
+    ops: Ops
+    list_checks_per_packet: dict[str, CheckCounts]
+    replayed: Replayed | None = None
 
 
 @dataclass(frozen=True)
 class Costs:
-    """Every cost the allocator model charges, in ns on the simulated host."""
+    """Every cost the allocator model charges, in ns on the simulated host, for one kernel.
+
+    derive() gives the table for every kernel (the kernel-specific fields hold 5.12's values);
+    for_kernel() picks a kernel's IRQ toggle, statistics and additions."""
 
     # documented primitives (hardware file)
-    irq_save_restore: float
     irq_disable_enable: float
     spin_lock_unlock: float
     atomic: float
     call: float
     indirect_call: float
-    # instruction work derived from the reference profile (this module)
+    # derived from the reference profile (this module)
+    op: float  # work per C-level memory operation of the allocator's fast path
+    irq_popf: float  # local_irq_save + a push+popf local_irq_restore (<= 5.11), in context
+    irq_sti: float  # local_irq_save + a conditional-sti local_irq_restore (>= 5.12), in context
     alloc_pages_nodemask: float  # per call: __alloc_pages_nodemask, prepare_alloc_pages
     get_page_from_freelist: float  # per call: zonelist walk, zone_watermark_fast
-    rmqueue_call: float  # per call: rmqueue()/rmqueue_pcplist() bookkeeping, statistics
+    rmqueue_call: float  # per call: rmqueue()/rmqueue_pcplist() bookkeeping besides statistics
     rmqueue_page: float  # per page: __rmqueue_pcplist's list_del and pcp->count--
+    statistics_inc: float  # one __count_zid_vm_events + zone_statistics, 5.11-5.13, local zone
+    statistics_inc_remote: float  # the same for a zone of another node (three __inc_numa_state)
+    statistics_count: float  # 5.14: counters without threshold or calls, local zone
+    statistics_count_remote: float  # 5.14, a zone of another node
     prep_new_page: float  # per page
-    free_unref_page: float  # per call, without its IRQ toggle
+    free_unref_page: float  # per call, besides its IRQ toggle
     free_unref_page_prepare: float  # per page
     free_pcp_prepare: float  # per page
-    free_unref_page_commit: float  # per page: list_add, count++, the high check
-    list_debug_check: float  # per list_add/list_del with CONFIG_DEBUG_LIST=y
-    list_line: float  # per line a buddy/pcp list operation touches, under zone->lock
+    free_unref_page_commit: float  # per page: list_add, count++, the high check (5.11-5.13)
+    reclaim_active_test: float  # 5.14: nr_pcp_high()'s test_bit(ZONE_RECLAIM_ACTIVE) per free
+    pcp_free_factor: float  # 5.14: rmqueue_pcplist's free_factor >>= 1 per allocation
+    put_page: float  # put_page's layers before free_unref_page (besides the atomic and calls)
+    page_frag_free: float  # page_frag_free's work before free_unref_page (besides the atomic)
+    list_add_check: float  # __list_add_valid, per list_add/list_add_tail with CONFIG_DEBUG_LIST=y
+    list_del_check: float  # __list_del_entry_valid, per list_del with CONFIG_DEBUG_LIST=y
+    list_line: float  # per line a buddy/pcp list operation touches (a load and a store)
+    # the kernel's choices (for_kernel)
+    irq_save_restore: float = 0.0  # the toggle the kernel runs
+    statistics: float = 0.0  # the kernel's statistics per call, local zone
+    statistics_remote: float = 0.0  # ... and for a zone of another node
+    pcp_alloc_extra: float = 0.0  # the kernel's per-allocation additions to rmqueue_pcplist
+    pcp_free_extra: float = 0.0  # the kernel's per-free additions to free_unref_page_commit
+
+    def for_kernel(self, k: KernelConfig) -> Costs:
+        """The costs `k` runs: its IRQ toggle, its statistics, its additions."""
+        five14 = k.numa_statistics == "count_numa_events"
+        return dataclasses.replace(
+            self,
+            irq_save_restore=self.irq_popf if k.irq_restore == "popf" else self.irq_sti,
+            statistics=self.statistics_count if five14 else self.statistics_inc,
+            statistics_remote=self.statistics_count_remote if five14 else self.statistics_inc_remote,
+            pcp_alloc_extra=self.pcp_free_factor if k.pcp_free == "nr_pcp_free" else 0.0,
+            pcp_free_extra=self.reclaim_active_test if k.pcp_free == "nr_pcp_free" else 0.0,
+        )
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -113,6 +196,12 @@ def load_calibration(path: Path) -> CalibrationInput:
     bad = {f: v for f, v in cal.self_percent.items() if not 0 <= v < 100}
     if bad:
         raise ConfigError.one(str(path), "self_percent", "percentages must be in [0, 100)", bad)
+    absent = [f for f in LIST_CHECKS if f not in cal.list_checks_per_packet]
+    if absent:
+        raise ConfigError.one(str(path), "list_checks_per_packet", f"missing counts for {absent}")
+    zero = [f for f in LIST_CHECKS if cal.list_checks_per_packet[f].total <= 0]
+    if zero:
+        raise ConfigError.one(str(path), "list_checks_per_packet", f"no check counted for {zero}")
     return cal
 
 
@@ -130,83 +219,141 @@ def reference_hardware(cal_path: Path, cal: CalibrationInput) -> Hardware:
     return load_hardware(path)
 
 
-def derive(hw: Hardware) -> tuple[Costs, list[Step]]:
-    """Costs for `hw` and the derivation steps that produced them."""
+def derive(
+    hw: Hardware, cal: CalibrationInput | None = None, toggle: str = "in_context"
+) -> tuple[Costs, list[Step]]:
+    """Costs for `hw` (every kernel's terms; Costs.for_kernel picks one) and the derivation
+    steps that produced them. `cal` replaces the calibration file (what-if variants).
+    toggle="tight_loop_sti" is the derivation pagesim used before it modelled the popf: every
+    kernel's toggle at the hardware file's >= 5.12 tight-loop figure, subtracted from the 5.11
+    self times (the validation report's comparison)."""
     cal_path = hw.calibration_path()
-    cal = load_calibration(cal_path)
+    cal = cal or load_calibration(cal_path)
     ref_hw = hw if Path(hw.path).stem == cal.reference.host else reference_hardware(cal_path, cal)
     per_packet = 1e9 / cal.reference.packets_per_second
     self_ns = {f: cal.self_percent[f] / 100.0 * per_packet for f in PROFILED}
-    ref_irq = ref_hw.ns(ref_hw.kernel_costs.local_irq_save_restore)
+    stalls = cal.replayed.stalls_ns_per_packet if cal.replayed else {}
+    work_ns = {f: self_ns[f] - stalls.get(f, 0.0) for f in ALLOCATOR_FUNCTIONS}
     scale = cal.reference.clock / hw.cpu.clock
-    sp = cal.split
-    ops = sp.rmqueue_per_page_ops + sp.rmqueue_per_call_ops
-    rmq = self_ns["rmqueue"] - ref_irq
-    fup = self_ns["free_unref_page"] - ref_irq
-    # __rmqueue_pcplist's list_del touches three lines (the page, the next page, the list
-    # head); buddy and pcp list work under zone->lock is priced per line at that rate.
-    rmq_page = rmq * sp.rmqueue_per_page_ops / ops if ops else 0.0
-    ref = {
-        "alloc_pages_nodemask": (self_ns["__alloc_pages_nodemask"], "self(__alloc_pages_nodemask)"),
-        "get_page_from_freelist": (
-            self_ns["get_page_from_freelist"],
-            "self(get_page_from_freelist)",
+    o = cal.ops
+    rq_ops = o.rmqueue.per_page + o.rmqueue.per_call + o.rmqueue.statistics
+    if rq_ops <= o.free_unref_page:
+        raise ConfigError.one(
+            str(cal_path), "ops", "rmqueue must count more operations than free_unref_page (two equations)"
+        )
+    # The two equations of the profiled kernel's fast path (module docstring).
+    op = (work_ns["rmqueue"] - work_ns["free_unref_page"]) / (rq_ops - o.free_unref_page)
+    toggle_ns = work_ns["free_unref_page"] - o.free_unref_page * op
+    if cal.reference.kernel != "5.11":
+        raise ConfigError.one(
+            str(cal_path), "reference.kernel", "the derivation is written for a 5.11 (popf) profile"
+        )
+    k = hw.kernel_costs
+    sti_share = hw.ns(k.local_irq_save_restore) / hw.ns(k.local_irq_save_restore_popf)
+    fup_ops = o.free_unref_page
+    if toggle == "tight_loop_sti":
+        toggle_ns = ref_hw.ns(ref_hw.kernel_costs.local_irq_save_restore)
+        op = (work_ns["rmqueue"] - toggle_ns) / rq_ops
+        sti_share = 1.0
+        fup_ops = (work_ns["free_unref_page"] - toggle_ns) / op
+    ref_call = ref_hw.ns(ref_hw.kernel_costs.call)
+    checks = cal.list_checks_per_packet
+    add_n, del_n = checks["__list_add_valid"].total, checks["__list_del_entry_valid"].total
+    inc = o.rmqueue.statistics + 2 * o.inc_numa_state
+    ref: dict[str, tuple[float, str]] = {
+        "op": (
+            op,
+            f"(work(rmqueue) - work(free_unref_page)) / ({rq_ops:g} - {o.free_unref_page:g} ops)",
         ),
-        "rmqueue_call": (
-            rmq * sp.rmqueue_per_call_ops / ops if ops else 0.0,
-            f"(self(rmqueue) - irq_save_restore) * {sp.rmqueue_per_call_ops:g}/{ops:g}",
+        "irq_popf": (toggle_ns, f"work(free_unref_page) - {o.free_unref_page:g} op"),
+        "irq_sti": (
+            toggle_ns * sti_share,
+            f"irq_popf * {k.local_irq_save_restore.value:g}/{k.local_irq_save_restore_popf.value:g}"
+            " (tight-loop save+restore, sti / popf)",
         ),
-        "rmqueue_page": (
-            rmq_page,
-            f"(self(rmqueue) - irq_save_restore) * {sp.rmqueue_per_page_ops:g}/{ops:g}",
+        "alloc_pages_nodemask": (work_ns["__alloc_pages_nodemask"], "work(__alloc_pages_nodemask)"),
+        "get_page_from_freelist": (work_ns["get_page_from_freelist"], "work(get_page_from_freelist)"),
+        "rmqueue_call": (o.rmqueue.per_call * op, f"{o.rmqueue.per_call:g} op"),
+        "rmqueue_page": (o.rmqueue.per_page * op, f"{o.rmqueue.per_page:g} op"),
+        "statistics_inc": (
+            inc * op,
+            f"({o.rmqueue.statistics:g} + 2 x {o.inc_numa_state:g}) op + 2 calls of __inc_numa_state",
         ),
-        "prep_new_page": (self_ns["prep_new_page"], "self(prep_new_page)"),
-        "free_unref_page": (fup, "self(free_unref_page) - irq_save_restore"),
-        "free_unref_page_prepare": (
-            self_ns["free_unref_page_prepare"],
-            "self(free_unref_page_prepare)",
+        "statistics_inc_remote": (
+            (inc + o.inc_numa_state) * op,
+            f"({o.rmqueue.statistics:g} + 3 x {o.inc_numa_state:g}) op + 3 calls",
         ),
-        "free_pcp_prepare": (self_ns["free_pcp_prepare"], "self(free_pcp_prepare)"),
-        "free_unref_page_commit": (
-            self_ns["free_unref_page_commit"],
-            "self(free_unref_page_commit)",
+        "statistics_count": (
+            (o.rmqueue.statistics - 3 + o.count_numa_events) * op,
+            f"({o.rmqueue.statistics:g} - 3 node loads + {o.count_numa_events:g}) op",
         ),
-        "list_debug_check": (
-            self_ns["__list_add_valid"] / sp.list_add_checks_per_packet,
-            f"self(__list_add_valid) / {sp.list_add_checks_per_packet:g} per packet",
+        "statistics_count_remote": (
+            (o.rmqueue.statistics + o.count_numa_events) * op,
+            f"({o.rmqueue.statistics:g} + {o.count_numa_events:g}) op (a third counter)",
         ),
-        "list_line": (rmq_page / 3.0, "rmqueue_page / 3 lines per list_del"),
+        "prep_new_page": (work_ns["prep_new_page"], "work(prep_new_page)"),
+        "free_unref_page": (fup_ops * op, f"{o.free_unref_page:g} op"),
+        "free_unref_page_prepare": (work_ns["free_unref_page_prepare"], "work(free_unref_page_prepare)"),
+        "free_pcp_prepare": (work_ns["free_pcp_prepare"], "work(free_pcp_prepare)"),
+        "free_unref_page_commit": (work_ns["free_unref_page_commit"], "work(free_unref_page_commit)"),
+        "reclaim_active_test": (o.reclaim_active_test * op, f"{o.reclaim_active_test:g} op (5.14)"),
+        "pcp_free_factor": (o.pcp_free_factor * op, f"{o.pcp_free_factor:g} op (5.14)"),
+        "put_page": (o.put_page * op, f"{o.put_page:g} op + calls of __put_page, mem_cgroup_uncharge"),
+        "page_frag_free": (o.page_frag_free * op, f"{o.page_frag_free:g} op"),
+        "list_add_check": (
+            self_ns["__list_add_valid"] / add_n,
+            f"self(__list_add_valid) / {add_n:g} checks per packet",
+        ),
+        "list_del_check": (
+            self_ns["__list_del_entry_valid"] / del_n,
+            f"self(__list_del_entry_valid) / {del_n:g} checks per packet",
+        ),
+        "list_line": (2 * op, "2 op (a load and a store)"),
     }
-    negative = [k for k, (v, _) in ref.items() if v < 0]
+    negative = [name for name, (v, _) in ref.items() if v < 0]
     if negative:
         raise ConfigError.one(
             str(cal_path),
             "self_percent",
-            f"profiled self time is smaller than the primitives priced inside {negative}",
+            f"the profile leaves no room for the model's own terms in {negative}",
         )
-    k = hw.kernel_costs
+    # real calls inside a term are documented primitives: priced at each host's own call cost
+    calls = {"statistics_inc": 2, "statistics_inc_remote": 3, "put_page": 2}
+    call = hw.ns(k.call)
+    host = {name: v * scale + calls.get(name, 0) * call for name, (v, _) in ref.items()}
     costs = Costs(
-        irq_save_restore=hw.ns(k.local_irq_save_restore),
         irq_disable_enable=hw.ns(k.local_irq_disable_enable),
         spin_lock_unlock=hw.ns(k.spin_lock_unlock),
         atomic=hw.ns(k.atomic_rmw),
-        call=hw.ns(k.call),
+        call=call,
         indirect_call=hw.ns(k.indirect_call),
-        **{name: v * scale for name, (v, _) in ref.items()},
+        **host,
     )
-    steps = [Step(name, formula, v, v * scale) for name, (v, formula) in ref.items()]
-    return costs, steps
+    from simulator.kernels import KernelConfig
+
+    steps = [
+        Step(name, formula, v + calls.get(name, 0) * ref_call, host[name])
+        for name, (v, formula) in ref.items()
+    ]
+    return costs.for_kernel(KernelConfig()), steps
 
 
 def format_derivation(hw: Hardware, steps: list[Step]) -> str:
     """The derivation as a text table (CLI output)."""
     cal = load_calibration(hw.calibration_path())
     per_packet = 1e9 / cal.reference.packets_per_second
+    replayed = (
+        "stalls and list operations from the replay of "
+        + str(cal.replayed.record.get("date", "an earlier run"))
+        if cal.replayed
+        else "no replay recorded: stalls taken as 0 (run `python -m simulator.validation --calibrate`)"
+    )
     lines = [
         f"calibration: {hw.calibration_path()}",
-        f"reference: {cal.reference.host} at {cal.reference.clock:g} GHz, "
+        f"reference: {cal.reference.host} at {cal.reference.clock:g} GHz, Linux {cal.reference.kernel}, "
         f"{cal.reference.packets_per_second:,.0f} pps = {per_packet:.2f} ns per packet",
         f"host: {hw.name} at {hw.cpu.clock:g} GHz (work scales by {cal.reference.clock / hw.cpu.clock:.4f})",
+        replayed,
         "",
         f"{'term':<24} {'reference ns':>12} {'host ns':>9} {'host cycles':>11}  derivation",
     ]

@@ -28,10 +28,12 @@ from simulator import run as run_module
 from simulator.calibration import derive, format_derivation, load_calibration
 from simulator.errors import ConfigError, InvariantError, Problem
 from simulator.hardware import Hardware, load_hardware
+from simulator.kernels import KernelConfig
+from simulator.kernels import versions as kernel_versions
 from simulator.mm.zone_setup import BootNumbers, boot_numbers, check_node_memory
 from simulator.pool import abort_pool, process_pool, quiet_worker
 from simulator.run import Point, expand
-from simulator.scenario import Overrides, Scenario, load_scenario
+from simulator.scenario import Overrides, Scenario, Setting, load_scenario
 from simulator.workloads import WORKLOADS
 from simulator.yamlio import read_yaml_mapping
 
@@ -214,6 +216,11 @@ def _add_override_flags(p: argparse.ArgumentParser, whose: str) -> None:
     p.add_argument("--seed", type=_whole, metavar="N", help="root seed")
     p.add_argument("--duration", metavar="D", help="simulated time per point, e.g. '100 us'")
     p.add_argument("--replications", type=_whole, metavar="N")
+    p.add_argument(
+        "--kernel",
+        metavar="VERSION",
+        help=f"kernel version instead of the {whose} kernel.version: one of {', '.join(kernel_versions())}",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("hardware", metavar="HARDWARE.yaml")
     z.add_argument("--json", action="store_true")
     z.add_argument("--no-thp", action="store_true", help="without khugepaged's min_free_kbytes")
+    z.add_argument(
+        "--kernel",
+        metavar="VERSION",
+        choices=kernel_versions(),
+        default="5.12",
+        help="kernel version (5.14 sizes pcp->high with zone_highsize(); default 5.12)",
+    )
 
     c = sub.add_parser("calibrate", help="show how the instruction costs derive from the profile")
     c.add_argument("hardware", metavar="HARDWARE.yaml")
@@ -298,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> Overrides:
+    # --kernel sets one field of the kernel section, after any sweep file's settings
+    kernel = (
+        () if args.kernel is None else (Setting("kernel.version", args.kernel, "command line", "--kernel"),)
+    )
     return Overrides(
         hardware=args.hardware,
         strategies=args.strategy,
@@ -306,6 +324,7 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         seed=args.seed,
         duration=args.duration,
         replications=args.replications,
+        settings=kernel,
     )
 
 
@@ -592,7 +611,7 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     grid = tuple(sweep.parse_grid_flag(g) for g in args.grid or ())
     ov = _overrides(args)
-    ov = Overrides(**{f: getattr(ov, f) for f in Overrides.FLAGS}, grid=grid)
+    ov = Overrides(**{f: getattr(ov, f) for f in Overrides.FLAGS}, settings=ov.settings, grid=grid)
     sw = sweep.load_sweep(args.file, ov)
     out = args.out if args.out is not None else Path("results") / sw.name
     check_out_dir(out)
@@ -835,11 +854,13 @@ def cmd_zoneinfo(args: argparse.Namespace) -> int:
     """`pagesim zoneinfo`: the boot-time zone numbers, as text or JSON."""
     hw = load_hardware(args.hardware)
     thp = not args.no_thp
-    nums = boot_numbers(hw, thp=thp)
+    pcp_high = KernelConfig.for_version(args.kernel).pcp_high
+    nums = boot_numbers(hw, thp=thp, pcp_high=pcp_high)
     if args.json:
         doc = {
             "hardware": hw.name,
             "file": hw.path,
+            "kernel": args.kernel,
             "thp": thp,
             "min_free_kbytes": nums.min_free_kbytes,
             "lowmem_kbytes": nums.lowmem_kbytes,

@@ -192,7 +192,8 @@ class Coherence(_Strict):
 
 
 class KernelCosts(_Strict):
-    local_irq_save_restore: Cost
+    local_irq_save_restore: Cost  # >= 5.12: restore is a conditional sti (tight-loop figure)
+    local_irq_save_restore_popf: Cost  # <= 5.11: restore is push+popf (tight-loop figure)
     local_irq_disable_enable: Cost
     spin_lock_unlock: Cost
     atomic_rmw: Cost

@@ -50,7 +50,7 @@ TIMINGS = "timings.csv"
 # metadata.json goes last: when it is present the directory holds a complete run.
 FILES = (ROWS_CSV, ROWS_PARQUET, CONFIG, HARDWARE_COPY, TIMINGS, METADATA)
 
-IDENTITY = ("scenario", "workload", "hardware", "strategy", "batch", "cpus", "replication", "seed")
+IDENTITY = ("scenario", "workload", "hardware", "kernel", "strategy", "batch", "cpus", "replication", "seed")
 WALL_CLOCK = ("wall_s",)
 
 

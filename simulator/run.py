@@ -228,6 +228,7 @@ def run_point(sc: Scenario, point: Point, progress: Progress | None = None) -> d
         "scenario": sc.name,
         "workload": sc.model.workload,
         "hardware": sc.hardware.name,
+        "kernel": sc.model.kernel.version,
         "strategy": point.strategy,
         "batch": point.batch,
         "cpus": point.cpus,

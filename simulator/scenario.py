@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simulator.calibration import derive
 from simulator.errors import ConfigError, Problem
 from simulator.hardware import Hardware, check_relative_path, load_hardware, resolve_beside
+from simulator.kernels import DEFAULT_VERSION, KernelConfig, presets
+from simulator.kernels import versions as kernel_versions
 from simulator.limits import (
     MAX_NAME_CHARS,
     MAX_POINTS,
@@ -30,7 +32,6 @@ from simulator.limits import (
     show,
     work_problems,
 )
-from simulator.machine.machine import KernelConfig
 from simulator.mm.strategies import STRATEGIES
 from simulator.mm.zone_setup import check_node_memory
 from simulator.units import Duration
@@ -110,15 +111,27 @@ class _Strict(BaseModel):
 
 
 class KernelOptions(_Strict):
-    """Kernel build/boot options (KernelConfig)."""
+    """The `kernel:` section: the kernel version (a preset of mechanisms, simulator/kernels.yaml)
+    and the build/boot options a scenario may set (KernelConfig)."""
 
+    version: str = DEFAULT_VERSION
     debug_list: bool = True
     prep_new_page: Literal["irq_off", "second_pass"] = "irq_off"
     thp: bool = True
     bulk_fallback: Literal["nr_populated", "nr_account"] = "nr_populated"
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _known_version(cls, v: Any) -> str:
+        # `version: 5.12` in YAML is a number: read it as the version it spells
+        if isinstance(v, float | int) and not isinstance(v, bool):
+            v = format(v, "g")
+        if not isinstance(v, str) or v not in kernel_versions():
+            raise ValueError(f"unknown kernel version; expected one of {list(kernel_versions())}")
+        return v
+
     def to_config(self) -> KernelConfig:
-        return KernelConfig(**self.model_dump())
+        return KernelConfig.for_version(**self.model_dump())
 
 
 class ScenarioModel(_Strict):
@@ -149,6 +162,20 @@ class ScenarioModel(_Strict):
         for path, values in v.items():
             check_grid_axis(path, values)
         return v
+
+    @model_validator(mode="after")
+    def _strategies_the_kernel_has(self) -> ScenarioModel:
+        if not presets()[self.kernel.version].mechanisms.bulk_api:
+            bulk = [s for s in self.strategies if s != "single"]
+            if bulk:
+                raise FieldError(
+                    "strategies",
+                    f"strategy {bulk[0]!r} needs the bulk allocator, which kernel"
+                    f" {self.kernel.version} does not have (kernel.version); use `single`, or a"
+                    " kernel from 5.12 on",
+                    bulk[0],
+                )
+        return self
 
     @field_validator("hardware")
     @classmethod

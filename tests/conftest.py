@@ -24,8 +24,9 @@ import pytest
 import simpy
 
 from simulator.hardware import Hardware, load_hardware
+from simulator.kernels import KernelConfig
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import KernelConfig, Machine, build_machine
+from simulator.machine.machine import Machine, build_machine
 
 DATA = Path(__file__).resolve().parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,9 +43,11 @@ def hardware(path: Path) -> Hardware:
     return load_hardware(path)
 
 
-def new_machine(path: Path = TINY_2NODE, **kconfig: Any) -> Machine:
-    """A freshly booted machine on its own SimPy environment."""
-    return build_machine(simpy.Environment(), hardware(path), KernelConfig(**kconfig))
+def new_machine(path: Path = TINY_2NODE, version: str | None = None, **kconfig: Any) -> Machine:
+    """A freshly booted machine on its own SimPy environment (kernel `version`'s preset, or the
+    default 5.12 KernelConfig, with `kconfig` options)."""
+    k = KernelConfig(**kconfig) if version is None else KernelConfig.for_version(version, **kconfig)
+    return build_machine(simpy.Environment(), hardware(path), k)
 
 
 def run_on(cpu: CPU, gen: Generator[simpy.Event, None, Any]) -> Any:

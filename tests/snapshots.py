@@ -105,6 +105,20 @@ def cases() -> list[Case]:
             {**pb_short, "page_bench.cpu_placement": "spread", "page_bench.gfp": "GFP_KERNEL"},
         )
     )
+    for version, batches, cpus in (("5.11", [1, 64], [1]), ("5.14", [64, 512], [1, 6])):
+        out.append(
+            (
+                f"page_bench kernel {version}",
+                "page_bench.yaml",
+                {
+                    "strategies": ["single"] if version == "5.11" else ["single", "bulk_list", "bulk_array"],
+                    "batches": batches,
+                    "cpus": cpus,
+                    "duration": "40 us",
+                },
+                {**pb_short, "kernel.version": version},
+            )
+        )
     xdp_short = {"warmup": "300 us"}
     out.append(("xdp_redirect", "xdp_redirect.yaml", {"duration": "1 ms"}, xdp_short))
     out.append(
@@ -151,7 +165,24 @@ def cases() -> list[Case]:
             {"warmup": "200 us"},
         )
     )
+    for version in ("5.11", "5.14"):
+        out.append(
+            (
+                f"xdp_redirect kernel {version}",
+                "xdp_redirect.yaml",
+                {"strategies": ["single"] if version == "5.11" else None, "duration": "500 us"},
+                {**xdp_short, "kernel.version": version},
+            )
+        )
     out.append(("nfs", "nfs.yaml", {"duration": "8 ms"}, {"warmup": "2 ms"}))
+    out.append(
+        (
+            "nfs_pressure kernel 5.14",
+            "nfs_pressure.yaml",
+            {"strategies": ["bulk_array"], "duration": "300 ms"},
+            {"warmup": "50 ms", "kernel.version": "5.14"},
+        )
+    )
     out.append(
         (
             "nfs_256k_rw",

@@ -26,8 +26,8 @@ from simulator.mm.mmzone import ZONE_NORMAL
 from simulator.mm.page_alloc import (
     alloc_pages_node,
     alloc_pages_node_run,
-    free_unref_page,
     free_unref_page_run,
+    put_page,
 )
 from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
 
@@ -72,7 +72,7 @@ def _loop_free(cpu, pfns, pro=(), epi=(), times=None) -> Generator[simpy.Event, 
         t0 = cpu.now()
         _steps(cpu, pro, i, pfn)
         t1 = cpu.now()
-        yield from free_unref_page(cpu, pfn)
+        yield from put_page(cpu, pfn)  # free_unref_page_run's default layer
         t2 = cpu.now()
         _steps(cpu, epi, i, pfn)
         if times is not None:

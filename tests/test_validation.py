@@ -1,4 +1,4 @@
-"""The validation report and the calibration step behind it (simulator/validation.py)."""
+"""The validation report and the calibration steps behind it (simulator/validation/, replay.py)."""
 
 from __future__ import annotations
 
@@ -8,38 +8,43 @@ import pytest
 import yaml
 from conftest import BROADWELL, ROOT, hardware
 
-from simulator.calibration import derive
+from simulator.calibration import derive, load_calibration
 from simulator.net.costs import Fitted, load_outside_file, net_costs, outside_path, write_fitted
+from simulator.replay import write_replayed
 from simulator.validation import (
+    ALL_OUT,
+    ASSUMED,
+    MECHANISMS,
     REPORT,
-    VARIANTS,
     bench_page_pool,
-    costs_with_irq_cycles,
-    costs_with_split,
     main,
 )
 
+PACKET_NS = 1e9 / 3677958
 
-def test_split_variants_keep_rmqueue_self_time() -> None:
+
+def test_each_mechanism_variant_changes_what_it_says() -> None:
     hw = hardware(BROADWELL)
     base, _ = derive(hw)
-    per_page = costs_with_split(hw, 20.0, 0.0)
-    per_call = costs_with_split(hw, 0.0, 20.0)
-    total = base.rmqueue_page + base.rmqueue_call
-    assert per_page.rmqueue_page == pytest.approx(total) and per_page.rmqueue_call == 0
-    assert per_call.rmqueue_call == pytest.approx(total) and per_call.rmqueue_page == 0
-    assert per_call.list_line == 0  # derived from the per-page part
-    assert per_page.list_line == pytest.approx(total / 3)
-    # everything else is untouched
-    assert per_page.alloc_pages_nodemask == base.alloc_pages_nodemask
-
-
-def test_irq_variant_changes_only_the_toggle() -> None:
-    hw = hardware(BROADWELL)
-    base, _ = derive(hw)
-    c = costs_with_irq_cycles(hw, 37.0)
-    assert c.irq_save_restore == pytest.approx(37.0 / 3.6)
-    assert c.free_unref_page == base.free_unref_page and c.rmqueue_call == base.rmqueue_call
+    by = {v.name.split(".")[0]: v.change(hw) for v in MECHANISMS}
+    # 1: both checks at the old price, self(__list_add_valid) / 1
+    c1 = by["1"].costs
+    assert c1.list_add_check == c1.list_del_check == pytest.approx(1.21 / 100 * PACKET_NS)
+    assert c1.op == base.op
+    # 2: free layers gone (and page_bench's list variant through the array)
+    assert by["2"].costs.put_page == 0 and by["2"].costs.page_frag_free == 0
+    assert MECHANISMS[1].page_bench == {"list_variant": "via_array"}
+    # 3: the v1 statistics, a kernel mechanism
+    assert by["3"].kernel == {"bulk_statistics": "per_call"}
+    # 4: every toggle at the >= 5.12 tight-loop figure, subtracted from the 5.11 self times
+    c4 = by["4"].costs
+    assert c4.irq_popf == c4.irq_sti == pytest.approx(10 / 3.6)
+    assert c4.rmqueue_page + c4.rmqueue_call + 6 * c4.op == pytest.approx(3.24 / 100 * PACKET_NS - 10 / 3.6)
+    # 5a: no memory-level parallelism
+    assert by["5a"].mlp is False and by["1"].mlp is True
+    assert ALL_OUT.change(hw).mlp is False
+    # the assumed values, halved and doubled
+    assert [v.change(hw).costs.irq_sti / base.irq_sti for v in ASSUMED] == pytest.approx([0.5, 2.0])
 
 
 def test_outside_cost_scales_by_clock_on_other_hosts() -> None:
@@ -62,6 +67,36 @@ def test_write_fitted_keeps_the_inputs(tmp_path: Path) -> None:
     assert f.inputs == load_outside_file(src).inputs
 
 
+def test_write_replayed_keeps_the_inputs(tmp_path: Path) -> None:
+    src = hardware(BROADWELL).calibration_path()
+    dst = tmp_path / src.name
+    dst.write_text(src.read_text(encoding="utf-8"), encoding="utf-8")
+    cal = load_calibration(src)
+    assert cal.replayed is not None
+    stalls = {**cal.replayed.stalls_ns_per_packet, "rmqueue": 0.25}
+    write_replayed(dst, cal.replayed.model_copy(update={"stalls_ns_per_packet": stalls}))
+    text = dst.read_text(encoding="utf-8")
+    assert "# C-level memory operations" in text  # the hand-written inputs and comments survive
+    again = load_calibration(dst)
+    assert again.replayed is not None and again.replayed.stalls_ns_per_packet["rmqueue"] == 0.25
+    assert again.ops == cal.ops and again.self_percent == cal.self_percent
+
+
+def test_the_committed_replay_found_the_premises_of_the_counts() -> None:
+    """The profiled run's steady state: no pcp refill or drain, so the allocator's list checks are
+    one list_del and one list_add per packet, as the calibration file counts them."""
+    cal = load_calibration(hardware(BROADWELL).calibration_path())
+    assert cal.replayed is not None, "run python -m simulator.validation --calibrate"
+    assert cal.replayed.record["pcp_refills_and_drains"] == 0
+    assert cal.replayed.record["kernel"] == "5.11"
+    counts = cal.list_checks_per_packet
+    assert counts["__list_add_valid"].allocator == cal.replayed.list_ops_per_packet["__list_add_valid"] == 1
+    assert (
+        counts["__list_del_entry_valid"].allocator
+        == cal.replayed.list_ops_per_packet["__list_del_entry_valid"]
+    )
+
+
 def test_page_pool_bench_fast_path_is_its_input() -> None:
     hw = hardware(BROADWELL)
     assert bench_page_pool(hw, "fast_path", 2000) == pytest.approx(19.0, rel=0.02)
@@ -75,7 +110,13 @@ def test_committed_report_matches_committed_fit() -> None:
     assert fitted is not None
     text = REPORT.read_text(encoding="utf-8")
     assert f"outside_ns_per_packet: {fitted.outside_ns_per_packet}" in text
-    for figure in ("3,677,958", "4,368,926", "| 199 |"):
+    for figure in (
+        "3,677,958",
+        "4,368,926",
+        "| 199 |",
+        "## 2. What each mechanism buys",
+        "## 3. Kernel versions",
+    ):
         assert figure in text
 
 
@@ -84,9 +125,15 @@ def test_quick_report(tmp_path: Path) -> None:
     assert main(["--quick", "--jobs", "1", "--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     assert "Quick run" in text
-    for section in ("## 1. Side by side", "## 4. Sensitivity", "## 5. Refill size", "## Calibration record"):
+    for section in (
+        "## 1. Side by side",
+        "## 2. What each mechanism buys",
+        "## 3. Kernel versions",
+        "## 6. Values no source gives",
+        "## 7. Refill size",
+        "## Calibration record",
+    ):
         assert section in text
     # the calibration record in the report parses as the file's fitted section
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert "fitted" in yaml.safe_load(block)
-    assert len(VARIANTS) >= 4

@@ -33,6 +33,11 @@ import numpy as np
 from simulator.hardware import Hardware
 
 META_BASE = 1 << 48  # metadata line ids start here; struct page line ids are pfns below it
+# A line id with this bit set is an access the code does not wait for: a store (to a caller's
+# array slot, to a list neighbour's pointer, to a split block's struct page) or a load no later
+# address depends on. Its miss overlaps with the stretch's other misses (memory-level
+# parallelism); unflagged accesses form the dependent chain and pay in full (combine()).
+ASYNC = 1 << 60
 CHUNK_SHIFT = 12
 CHUNK = 1 << CHUNK_SHIFT
 NO_OWNER = -1
@@ -40,6 +45,30 @@ REUSE_WINDOW = 16  # a line this recently touched by the same CPU does not age t
 VECTOR_MIN = 160  # batches at least this long take the numpy path (its fixed cost pays off)
 PAIRWISE_MIN = 24  # access() sums the costs of a batch this long with numpy's pairwise sum
 FAR = -(1 << 60)  # a stamp so old that every distance check fails
+
+
+def sequential_or_pairwise(costs: np.ndarray) -> float:
+    """A stretch's summed cost as CacheModel.access() sums it: numpy's pairwise sum from
+    PAIRWISE_MIN accesses on, a running sum (left to right) below."""
+    if len(costs) >= PAIRWISE_MIN:
+        return float(costs.sum())
+    t = 0.0
+    for v in costs.tolist():
+        t += v
+    return t
+
+
+def combine(costs: np.ndarray, flags: np.ndarray, fill_buffers: int) -> float:
+    """The cost of one stretch of accesses (memory-level parallelism): the dependent chain (the
+    unflagged accesses) pays each miss in full; the ASYNC ones overlap with it and with each
+    other, up to `fill_buffers` misses in flight. So the stretch takes the longest of: the
+    chain, the slowest ASYNC access, and all misses spread over the fill buffers."""
+    if not flags.any():
+        return sequential_or_pairwise(costs)
+    chain = sequential_or_pairwise(costs[~flags])
+    off = costs[flags]
+    return max(chain, float(off.max()), (chain + sequential_or_pairwise(off)) / fill_buffers)
+
 
 # Outcome levels, for statistics.
 L1, L2, LLC, XFER_LOCAL, XFER_REMOTE, DRAM_LOCAL, DRAM_REMOTE = range(7)
@@ -118,6 +147,9 @@ class CacheModel:
         dist = hw.topology.distances
         self.dram = [[hw.memory.latency[d] - l1 for d in row] for row in dist]
         self.fill_buffers = hw.memory.fill_buffers
+        # memory-level parallelism (combine()); False prices every access on the chain and
+        # prefetches at sum / min(misses, fill buffers), as pagesim did before (ablation only)
+        self.mlp = True
         self.node_end_pfn = list(node_end_pfn)
         # numpy copies for the vectorised path
         self._np_llc = np.array(self.cpu_llc, dtype=np.int64)
@@ -168,8 +200,13 @@ class CacheModel:
 
         Every access counts in program order, repeats included: how a caller groups its
         touches into calls changes nothing (a batch prices exactly what its accesses one by one
-        would). `write` matters for metadata lines: a write invalidates other CPUs' copies."""
+        would). `write` matters for metadata lines: a write invalidates other CPUs' copies.
+        Lines flagged ASYNC overlap with the others (combine())."""
         n = len(lines)
+        if n and max(lines) >= ASYNC:
+            arr = np.asarray(lines, dtype=np.int64)
+            flags = arr >= ASYNC if self.mlp else np.zeros(n, dtype=bool)
+            return combine(self.access_each(cpu, arr & (ASYNC - 1), write), flags, self.fill_buffers)
         if n >= VECTOR_MIN:
             return float(self._access_vector(cpu, np.asarray(lines, dtype=np.int64), write).sum())
         if n >= PAIRWISE_MIN:
@@ -193,8 +230,11 @@ class CacheModel:
         self, cpu: int, lines: list[int] | np.ndarray, write: bool | list[bool] | np.ndarray = True
     ) -> np.ndarray:
         """Like access(), but returns each access's cost, for callers that attribute costs to the
-        calls of a vectorised run. `write` may be one flag per access."""
+        calls of a vectorised run. `write` may be one flag per access. ASYNC flags are ignored
+        here: the caller combines the costs (combine())."""
         n = len(lines)
+        if n and max(lines) >= ASYNC:
+            lines = np.asarray(lines, dtype=np.int64) & (ASYNC - 1)
         if n >= VECTOR_MIN:
             return self._access_vector(cpu, np.asarray(lines, dtype=np.int64), write)
         if isinstance(lines, np.ndarray):
@@ -215,8 +255,9 @@ class CacheModel:
 
     def overlapped(self, cpu: int, lines: list[int]) -> float:
         """Touch independent lines together (prefetches): up to `fill_buffers` misses overlap,
-        so n misses take about sum(cost) / min(n, fill_buffers)."""
+        so they take max(slowest, sum(cost) / fill_buffers) (combine() with no chain)."""
         total = 0.0
+        slowest = 0.0
         misses = 0
         counts = self._counts[cpu]
         for ln in dict.fromkeys(lines):
@@ -225,10 +266,13 @@ class CacheModel:
             else:
                 c, lvl = self._page_one(cpu, ln)
             counts[lvl] += 1
-            if c > 0:
-                misses += 1
-                total += c
-        return total / min(misses, self.fill_buffers) if misses else 0.0
+            total += c
+            misses += c > 0
+            if c > slowest:
+                slowest = c
+        if not self.mlp:
+            return total / min(misses, self.fill_buffers) if misses else 0.0
+        return max(slowest, total / self.fill_buffers)
 
     def advance(self, cpu: int, nlines: int) -> None:
         """`cpu` touched `nlines` other lines (work outside the allocator), ageing what it holds."""

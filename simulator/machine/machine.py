@@ -11,7 +11,6 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import simpy
@@ -19,6 +18,7 @@ import simpy
 from simulator.calibration import Costs, derive
 from simulator.errors import InvariantError
 from simulator.hardware import Hardware
+from simulator.kernels import KernelConfig
 from simulator.machine.cache import CacheModel, LineRegistry
 from simulator.machine.cpu import CPU
 from simulator.mm import buddy
@@ -26,19 +26,6 @@ from simulator.mm.page_alloc import check_pcp_consistent
 from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state_snapshot
 from simulator.mm.zone import Node, Zone, build_zonelists
 from simulator.mm.zone_setup import BootNumbers, boot_numbers
-
-
-@dataclass(frozen=True)
-class KernelConfig:
-    """Kernel build and boot options that change the modelled code paths."""
-
-    debug_list: bool = True  # CONFIG_DEBUG_LIST: the reference kernel had it (its profile shows it)
-    prep_new_page: Literal["irq_off", "second_pass"] = "irq_off"  # bulk: v6/merged vs v3
-    thp: bool = True  # CONFIG_TRANSPARENT_HUGEPAGE: khugepaged raises min_free_kbytes
-    # When the bulk allocator's pcp loop gets no page: 5.13 falls back to the single-page path
-    # only if no array entry is populated ("nr_populated"); the later fix for the nfsd hang
-    # (bugzilla 216007) falls back whenever this call allocated nothing ("nr_account").
-    bulk_fallback: Literal["nr_populated", "nr_account"] = "nr_populated"
 
 
 @dataclass
@@ -80,6 +67,9 @@ class Machine:
     kswapd: Callable[[Zone], None] | None = None
     direct_reclaim: Callable[[CPU, Zone], Generator[simpy.Event, None, int]] | None = None
     _zone_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # False: every run of back-to-back calls goes through the per-call functions (the calibration
+    # replay attributes each line to the function that touches it; runs never change a result)
+    tapes: bool = True
     # prepare_alloc_pages() results by (preferred node, highest zone, migratetype, nodemask)
     alloc_contexts: dict[tuple[int, int, int, frozenset[int] | None], object] = field(default_factory=dict)
 
@@ -180,11 +170,14 @@ class Machine:
             c.check_quiescent()
 
 
-def build_machine(env: simpy.Environment, hw: Hardware, kconfig: KernelConfig | None = None) -> Machine:
-    """Boot `hw`: zones, watermarks, pcp lists, caches and CPUs, as a 5.12 kernel would."""
+def build_machine(
+    env: simpy.Environment, hw: Hardware, kconfig: KernelConfig | None = None, cpu_class: type[CPU] = CPU
+) -> Machine:
+    """Boot `hw`: zones, watermarks, pcp lists, caches and CPUs, as the kernel `kconfig` would.
+    (`cpu_class`: a CPU subclass that observes what the model charges, for the calibration replay.)"""
     kconfig = kconfig or KernelConfig()
-    costs, _ = derive(hw)
-    boot = boot_numbers(hw, thp=kconfig.thp)
+    costs = derive(hw)[0].for_kernel(kconfig)
+    boot = boot_numbers(hw, thp=kconfig.thp, pcp_high=kconfig.pcp_high)
     registry = LineRegistry()
     ncpu = hw.ncpus
     nodes = [Node(n.id, f"machine.node{n.id}") for n in hw.topology.nodes]
@@ -213,7 +206,7 @@ def build_machine(env: simpy.Environment, hw: Hardware, kconfig: KernelConfig | 
     cpu_node, cpu_llc, cpu_socket = hw.cpu_node(), hw.cpu_llc(), hw.cpu_socket()
     vm_event_lines = [registry.alloc(f"machine.cpu{c}.vm_event_states", cpu_node[c]) for c in range(ncpu)]
     cache = CacheModel(hw, registry, node_end)
-    cpus = [CPU(env, c, cpu_node[c], cpu_llc[c], cpu_socket[c], cache, costs) for c in range(ncpu)]
+    cpus = [cpu_class(env, c, cpu_node[c], cpu_llc[c], cpu_socket[c], cache, costs) for c in range(ncpu)]
     m = Machine(
         env=env,
         hw=hw,

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simulator.machine.cache import PAIRWISE_MIN
+from simulator.machine.cache import ASYNC, PAIRWISE_MIN, combine
 
 if TYPE_CHECKING:
     from simulator.machine.cpu import CPU
@@ -105,6 +105,13 @@ class Tape:
         self._open = None
         self.spend(self.cpu.costs.irq_save_restore * 0.5)
 
+    def _async(self, col: int) -> bool:
+        """Is column `col` an ASYNC access (every call's line in a column plays one role)?"""
+        v = self._lines[col]
+        if isinstance(v, np.ndarray):
+            return bool(v.size) and bool(v[0] >= ASYNC)
+        return v >= ASYNC
+
     # ---- pricing ------------------------------------------------------------------------------
     def run(self) -> np.ndarray:
         """Price the k calls on the CPU; returns the local times at each mark, shape (k, marks)."""
@@ -132,6 +139,11 @@ class Tape:
             if isinstance(v, slice):
                 if v.start == v.stop:
                     s = np.zeros(k)
+                elif cpu.cache.mlp and any(self._async(col) for col in range(v.start, v.stop)):
+                    # a touch with ASYNC lines: combined per call as CacheModel.access does
+                    flags = np.array([self._async(col) for col in range(v.start, v.stop)])
+                    fb = cpu.cache.fill_buffers
+                    s = np.array([combine(costs[r, v.start : v.stop], flags, fb) for r in range(k)])
                 else:
                     s = costs[:, v.start]
                     for col in range(v.start + 1, v.stop):
@@ -195,10 +207,14 @@ class Batch:
         costs = cpu.cache.access_each(cpu.id, self._lines, self._writes) if self._lines else None
         pending = cpu.pending
         cache_ns = cpu.cache_cost_ns
+        lines = self._lines
         for op in self._ops:
             if isinstance(op, tuple):
                 a, n = op
-                if n >= PAIRWISE_MIN:
+                if n and cpu.cache.mlp and max(lines[a : a + n]) >= ASYNC:
+                    flags = np.array(lines[a : a + n], dtype=np.int64) >= ASYNC
+                    t = combine(costs[a : a + n], flags, cpu.cache.fill_buffers)  # type: ignore[index]
+                elif n >= PAIRWISE_MIN:
                     t = float(costs[a : a + n].sum())  # type: ignore[index]
                 else:
                     t = 0.0

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from simulator.errors import InvariantError
+from simulator.machine.cache import ASYNC
 from simulator.mm.mmzone import (
     FALLBACKS,
     FREE_AREA_SIZE,
@@ -153,7 +154,8 @@ class FreeArea:
         "_line_as_next",
         "_line_as_prev",
         "_nr_free_line",
-        "list_ops",
+        "list_adds",
+        "list_dels",
     )
 
     def __init__(self, start_pfn: int, end_pfn: int, lines: FreeAreaLineMap) -> None:
@@ -172,9 +174,10 @@ class FreeArea:
         self.pageblock_mt: dict[int, int] = {}
         self.lazy_lo = 0
         self.lazy_hi = 0
-        # list_add/list_del operations performed (each one is a __list_*_valid check under
-        # CONFIG_DEBUG_LIST, which the caller prices)
-        self.list_ops = 0
+        # list_add/list_add_tail and list_del operations performed: under CONFIG_DEBUG_LIST each
+        # is a __list_add_valid or a __list_del_entry_valid call, which the caller prices
+        self.list_adds = 0
+        self.list_dels = 0
         # Line id of a list node when it is the next (resp. prev) neighbour of an entry.
         # Sentinels: their list head; LAZY: the first (resp. last) lazy block's struct page.
         self._line_as_next: dict[int, int] = {}
@@ -231,10 +234,14 @@ def set_pageblock_migratetype(area: FreeArea, pfn: int, migratetype: int, touche
 # Free list helpers
 
 
-def set_buddy_order(area: FreeArea, pfn: int, order: int, touched: list[int]) -> None:
-    """Mirrors set_buddy_order() in mm/page_alloc.c, v5.12 (private = order, PageBuddy)."""
+def set_buddy_order(
+    area: FreeArea, pfn: int, order: int, touched: list[int], stores_async: bool = False
+) -> None:
+    """Mirrors set_buddy_order() in mm/page_alloc.c, v5.12 (private = order, PageBuddy).
+
+    stores_async: nothing waits for the store (expand()'s split halves): its miss overlaps."""
     area.buddy_order[pfn] = order
-    touched.append(pfn)
+    touched.append(pfn | ASYNC if stores_async else pfn)
 
 
 def page_is_buddy(area: FreeArea, pfn: int, buddy_pfn: int, order: int, touched: list[int]) -> bool:
@@ -254,10 +261,14 @@ def free_area_empty(area: FreeArea, order: int, migratetype: int, touched: list[
     return area.next[key] == key
 
 
-def add_to_free_list(area: FreeArea, pfn: int, order: int, migratetype: int, touched: list[int]) -> None:
+def add_to_free_list(
+    area: FreeArea, pfn: int, order: int, migratetype: int, touched: list[int], stores_async: bool = False
+) -> None:
     """Mirrors add_to_free_list() in mm/page_alloc.c, v5.12: list_add at the head, nr_free++.
 
-    Nothing left out (page reporting state is not modelled).
+    Nothing left out (page reporting state is not modelled). stores_async: the stores to the
+    entry and its new neighbour are not waited for (expand(), __free_one_page()): their misses
+    overlap with the caller's chain.
     """
     head = -1 - (order * MIGRATE_TYPES + migratetype)
     nxt = area.next
@@ -270,17 +281,20 @@ def add_to_free_list(area: FreeArea, pfn: int, order: int, migratetype: int, tou
     area.free_list_mt[pfn] = migratetype
     area.nr_free[order] += 1
     area.nr_free_mt[migratetype] += 1 << order
-    area.list_ops += 1
+    area.list_adds += 1
+    a = ASYNC if stores_async else 0
     touched.append(area._line_as_prev[head])
-    touched.append(n if n >= 0 else area._line_as_next[n])
-    touched.append(pfn)
+    touched.append((n if n >= 0 else area._line_as_next[n]) | a)
+    touched.append(pfn | a)
     touched.append(area._nr_free_line[order])
 
 
-def add_to_free_list_tail(area: FreeArea, pfn: int, order: int, migratetype: int, touched: list[int]) -> None:
+def add_to_free_list_tail(
+    area: FreeArea, pfn: int, order: int, migratetype: int, touched: list[int], stores_async: bool = False
+) -> None:
     """Mirrors add_to_free_list_tail() in mm/page_alloc.c, v5.12: list_add_tail, nr_free++.
 
-    Nothing left out.
+    Nothing left out. stores_async as for add_to_free_list().
     """
     head = -1 - (order * MIGRATE_TYPES + migratetype)
     nxt = area.next
@@ -293,17 +307,22 @@ def add_to_free_list_tail(area: FreeArea, pfn: int, order: int, migratetype: int
     area.free_list_mt[pfn] = migratetype
     area.nr_free[order] += 1
     area.nr_free_mt[migratetype] += 1 << order
-    area.list_ops += 1
+    area.list_adds += 1
+    a = ASYNC if stores_async else 0
     touched.append(area._line_as_prev[head])
-    touched.append(pfn)
-    touched.append(p if p >= 0 else area._line_as_prev[p])
+    touched.append(pfn | a)
+    touched.append((p if p >= 0 else area._line_as_prev[p]) | a)
     touched.append(area._nr_free_line[order])
 
 
-def del_page_from_free_list(area: FreeArea, pfn: int, order: int, touched: list[int]) -> None:
+def del_page_from_free_list(
+    area: FreeArea, pfn: int, order: int, touched: list[int], stores_async: bool = False
+) -> None:
     """Mirrors del_page_from_free_list() in mm/page_alloc.c, v5.12.
 
     list_del, __ClearPageBuddy, private = 0, nr_free--. Page reporting is left out.
+    stores_async: the neighbours' pointer stores are not waited for (a merge in
+    __free_one_page(); not an allocation's pop, whose next entry the next pop loads).
     """
     nxt = area.next
     prv = area.prev
@@ -314,10 +333,11 @@ def del_page_from_free_list(area: FreeArea, pfn: int, order: int, touched: list[
     del area.buddy_order[pfn]
     area.nr_free_mt[area.free_list_mt.pop(pfn)] -= 1 << order
     area.nr_free[order] -= 1
-    area.list_ops += 1
+    area.list_dels += 1
+    a = ASYNC if stores_async else 0
     touched.append(pfn)
-    touched.append(n if n >= 0 else area._line_as_next[n])
-    touched.append(p if p >= 0 else area._line_as_prev[p])
+    touched.append((n if n >= 0 else area._line_as_next[n]) | a)
+    touched.append((p if p >= 0 else area._line_as_prev[p]) | a)
     touched.append(area._nr_free_line[order])
 
 
@@ -348,7 +368,8 @@ def move_to_free_list(area: FreeArea, pfn: int, order: int, migratetype: int, to
     mts[area.free_list_mt[pfn]] -= size
     mts[migratetype] += size
     area.free_list_mt[pfn] = migratetype
-    area.list_ops += 2  # list_move_tail: a list_del and a list_add_tail
+    area.list_dels += 1  # list_move_tail: __list_del_entry and list_add_tail
+    area.list_adds += 1
 
 
 def _materialise_lazy_head(area: FreeArea) -> int:
@@ -409,8 +430,9 @@ def expand(area: FreeArea, pfn: int, low: int, high: int, migratetype: int, touc
     while high > low:
         high -= 1
         size >>= 1
-        add_to_free_list(area, pfn + size, high, migratetype, touched)
-        set_buddy_order(area, pfn + size, high, touched)
+        # the split half's struct page and its list neighbour are only written
+        add_to_free_list(area, pfn + size, high, migratetype, touched, stores_async=True)
+        set_buddy_order(area, pfn + size, high, touched, stores_async=True)
 
 
 def __rmqueue_smallest(area: FreeArea, order: int, migratetype: int, touched: list[int]) -> int | None:
@@ -629,16 +651,16 @@ def __free_one_page(
         touched.append(buddy_pfn)  # page_is_buddy(page, buddy, order)
         if bo.get(buddy_pfn) != order:
             break
-        del_page_from_free_list(area, buddy_pfn, order, touched)
+        del_page_from_free_list(area, buddy_pfn, order, touched, stores_async=True)
         pfn &= buddy_pfn
         order += 1
     # done_merging:
     bo[pfn] = order  # set_buddy_order()
     touched.append(pfn)
     if fpi_flags & FPI_TO_TAIL or buddy_merge_likely(area, pfn, buddy_pfn, order, touched):
-        add_to_free_list_tail(area, pfn, order, migratetype, touched)
+        add_to_free_list_tail(area, pfn, order, migratetype, touched, stores_async=True)
     else:
-        add_to_free_list(area, pfn, order, migratetype, touched)
+        add_to_free_list(area, pfn, order, migratetype, touched, stores_async=True)
 
 
 # ---------------------------------------------------------------------------------------

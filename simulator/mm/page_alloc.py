@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import simpy
 
 from simulator.errors import InvariantError
+from simulator.machine.cache import ASYNC
 from simulator.machine.tape import Batch, LiveSteps, Step, Tape, tape_steps
 from simulator.mm import buddy
 from simulator.mm.gfp import (
@@ -42,6 +43,7 @@ from simulator.mm.vmstat import NR_FREE_PAGES, __mod_zone_page_state
 from simulator.mm.zone import PAGEBLOCK_LINE_BASE, PAGEBLOCKS_PER_LINE, Zone, zone_watermark_fast
 
 if TYPE_CHECKING:
+    from simulator.kernels import KernelConfig
     from simulator.machine.cpu import CPU
     from simulator.machine.machine import Machine
     from simulator.mm.pcp import PerCpuPages
@@ -89,15 +91,16 @@ class PageList:
 # ---------------------------------------------------------------------------------------------
 
 
-def _list_work(cpu: CPU, touched: list[int], list_ops: int) -> None:
-    """Price list bookkeeping: the lines it touched (dependent loads), the instruction work per
-    line, and one __list_add_valid/__list_del_entry_valid check per list op under
-    CONFIG_DEBUG_LIST."""
+def _list_work(cpu: CPU, touched: list[int], adds: int, dels: int) -> None:
+    """Price list bookkeeping: the lines it touched (in program order, as the cache model takes
+    them: a line whose content the code does not wait for overlaps with the rest), the
+    instruction work per line, and under CONFIG_DEBUG_LIST one __list_add_valid per list_add and
+    one __list_del_entry_valid per list_del."""
     c = cpu.costs
     cpu.touch(touched)
     cpu.spend(len(touched) * c.list_line)
     if cpu.machine.kconfig.debug_list:
-        cpu.spend(list_ops * c.list_debug_check)
+        cpu.spend(adds * c.list_add_check + dels * c.list_del_check)
 
 
 def prepare_alloc_pages(
@@ -244,23 +247,36 @@ def rmqueue(
 def rmqueue_pcplist(
     cpu: CPU, preferred_zone: Zone, zone: Zone, gfp: Gfp, migratetype: int, alloc_flags: int
 ) -> Generator[simpy.Event, None, int | None]:
-    """Mirrors rmqueue_pcplist(): IRQs off, __rmqueue_pcplist, PGALLOC and NUMA statistics."""
+    """Mirrors rmqueue_pcplist(): IRQs off (5.14: local_lock_irqsave(&pagesets.lock), the same
+    instructions), this_cpu_ptr(zone->pageset), __rmqueue_pcplist, then PGALLOC and NUMA
+    statistics: inside the IRQ-off window up to 5.13, after it from 5.14 (43c95bcc51e4), where
+    free_factor is also halved (3b12e7e97938)."""
+    k = cpu.machine.kconfig
+    c = cpu.costs
     cpu.local_irq_save("rmqueue_pcplist")
     pcp = zone.pcp[cpu.id]
+    cpu.spend(c.rmqueue_call + c.pcp_alloc_extra)
+    if k.pcp_free == "nr_pcp_free":
+        pcp.free_factor >>= 1
     pages = yield from __rmqueue_pcplist(cpu, zone, migratetype, alloc_flags, pcp, 1)
-    if pages:
+    after = k.bulk_statistics == "after_irq"
+    if pages and not after:
         __count_zid_vm_events_and_zone_statistics(cpu, preferred_zone, zone, pcp)
     cpu.local_irq_restore()
+    if pages and after:
+        __count_zid_vm_events_and_zone_statistics(cpu, preferred_zone, zone, pcp)
     return pages[0] if pages else None
 
 
 def __count_zid_vm_events_and_zone_statistics(
-    cpu: CPU, preferred: Zone, zone: Zone, pcp: PerCpuPages, nr_account: int = 1
+    cpu: CPU, preferred: Zone, zone: Zone, pcp: PerCpuPages, nr_account: int = 1, calls: int = 1
 ) -> None:
-    """Mirrors __count_zid_vm_events(PGALLOC, nr) + zone_statistics(..., nr): per-CPU counters,
-    priced once per call (the bulk allocator does them once per batch) but counting every page."""
-    cpu.spend(cpu.costs.rmqueue_call)
-    cpu.touch([pcp.stats_line, cpu.vm_event_line])
+    """Mirrors `calls` runs of __count_zid_vm_events(PGALLOC, nr) + zone_statistics(preferred,
+    zone[, nr]): per-CPU counters (5.11-5.13: two or three out-of-line __inc_numa_state; 5.14:
+    plain per-cpu adds), counting `nr_account` pages in all."""
+    c = cpu.costs
+    cpu.spend(calls * (c.statistics if zone.node == preferred.node else c.statistics_remote))
+    cpu.touch([pcp.stats_line, cpu.vm_event_line] * calls)
     m = cpu.machine
     if zone.node == preferred.node:
         m.stats.numa_hit += nr_account
@@ -300,7 +316,7 @@ def _pcplist_take(cpu: CPU, pcp: PerCpuPages, lst: deque[int], k: int) -> list[i
     for pg, nx in zip(taken, nxt):
         lines += (head, pg, nx)
     cpu.touch(lines)
-    cpu.spend(k * (c.rmqueue_page + (c.list_debug_check if debug else 0.0)))
+    cpu.spend(k * (c.rmqueue_page + (c.list_del_check if debug else 0.0)))
     pcp.count -= k
     return taken
 
@@ -322,7 +338,7 @@ def rmqueue_bulk(
     yield from zone.lock.spin_lock(cpu)
     touched: list[int] = []
     area = zone.free_area
-    ops0 = area.list_ops
+    adds0, dels0 = area.list_adds, area.list_dels
     i = 0
     while i < count:
         pfn = buddy.__rmqueue(area, order, migratetype, alloc_flags, touched)
@@ -335,7 +351,7 @@ def rmqueue_bulk(
         lst.append(pfn)
         i += 1
     # buddy list ops plus one list_add_tail per page onto the pcp list
-    _list_work(cpu, touched, area.list_ops - ops0 + i)
+    _list_work(cpu, touched, area.list_adds - adds0 + i, area.list_dels - dels0)
     __mod_zone_page_state(cpu, zone, NR_FREE_PAGES, -i)
     zone.lock.spin_unlock(cpu)
     pcp.refills += 1
@@ -364,18 +380,22 @@ def __alloc_pages_bulk(
     page_list: PageList | None = None,
     page_array: PageArray | None = None,
 ) -> Generator[simpy.Event, None, int]:
-    """Mirrors __alloc_pages_bulk() as merged in 5.13 (list or array); with page_list it is the
-    seed's __alloc_pages_bulk_nodemask (v6: prep_new_page inside the IRQ-off loop).
+    """Mirrors __alloc_pages_bulk() as merged in 5.13 (list or array) and as changed in 5.14;
+    with page_list it is the series' __alloc_pages_bulk_nodemask (v6: prep_new_page inside the
+    IRQ-off loop).
 
     Returns pages now in the list, or populated array entries. The watermark must hold with
     nr_pages to spare; the zone must be on the preferred node, else one page comes from the
-    single-page allocator, as it does when only one entry is missing. kconfig.prep_new_page
-    chooses where prep_new_page runs: "irq_off" (v6, merged) or "second_pass" (v3);
-    kconfig.bulk_fallback whether an empty pcp loop falls back as 5.13 did ("nr_populated")
-    or as fixed later ("nr_account", bugzilla 216007)."""
+    single-page allocator, as it does when only one entry is missing. The kernel's mechanisms
+    choose: where PGALLOC and zone_statistics run (kconfig.bulk_statistics: once per call in
+    the IRQ-off window as in v1, per page in it as in v3..5.13, or once after it with nr_account
+    as in 5.14), where prep_new_page runs ("irq_off": v6, merged; "second_pass": v3), and whether
+    an empty pcp loop falls back as 5.13 did ("nr_populated") or as fixed later ("nr_account",
+    bugzilla 216007)."""
     m = cpu.machine
     c = cpu.costs
     debug = m.kconfig.debug_list
+    stats = m.kconfig.bulk_statistics
     nr_populated = 0
     if page_array is not None:
         # Skip populated array elements.
@@ -418,6 +438,7 @@ def __alloc_pages_bulk(
     # Attempt the batch allocation.
     cpu.local_irq_save("__alloc_pages_bulk")
     pcp = zone.pcp[cpu.id]
+    cpu.spend(c.rmqueue_call)  # this_cpu_ptr(zone->pageset), the list of the migratetype
     if page_array is not None:
         slots = page_array.slots
         holes = [i for i in range(nr_populated, nr_pages) if slots[i] is None]
@@ -452,14 +473,19 @@ def __alloc_pages_bulk(
         assert page_array is not None
         for slot, pfn in zip(holes, pages):
             page_array.slots[slot] = pfn
-        b.touch([page_array.line(s) for s in holes[: len(pages)]])
+        b.touch([page_array.line(s) | ASYNC for s in holes[: len(pages)]])  # the stores
         b.spend(len(pages) * c.list_line)
         # The kernel's loop walks the array to nr_pages, counting populated entries as it skips
         # them, and stops at the first hole it cannot fill: every entry before that is populated.
         nr_populated = holes[len(pages)] if len(pages) < len(holes) else nr_pages
-    __count_zid_vm_events_and_zone_statistics(b, ac.preferred_zone, zone, pcp, len(pages))  # type: ignore[arg-type]
+    if stats != "after_irq":
+        # v1: once per call; v3..5.13: per page ("Ideally this would be batched ...")
+        calls = len(pages) if stats == "per_page" else 1
+        __count_zid_vm_events_and_zone_statistics(b, ac.preferred_zone, zone, pcp, len(pages), calls)  # type: ignore[arg-type]
     b.run()
     cpu.local_irq_restore()
+    if stats == "after_irq":
+        __count_zid_vm_events_and_zone_statistics(cpu, ac.preferred_zone, zone, pcp, len(pages))
     if not prep_in_loop:
         # v3: a second pass with IRQs on walks the pages again
         prep_new_page(cpu, pages, 0, gfp, alloc_flags)
@@ -479,7 +505,7 @@ def _list_add_pages(cpu: CPU, page_list: PageList, pages: list[int], debug: bool
     for pg, pf in zip(pages, prev_first):
         lines += (pg, pf, head)
     cpu.touch(lines)
-    cpu.spend(k * (3 * c.list_line + (c.list_debug_check if debug else 0.0)))
+    cpu.spend(k * (3 * c.list_line + (c.list_add_check if debug else 0.0)))
     page_list.pages[:0] = pages[::-1]
 
 
@@ -502,7 +528,7 @@ def _bulk_failed(
         return len(page_list.pages)
     assert page_array is not None
     page_array.slots[nr_populated] = page
-    cpu.touch([page_array.line(nr_populated)])
+    cpu.touch([page_array.line(nr_populated) | ASYNC])
     cpu.spend(cpu.costs.list_line)
     return nr_populated + 1
 
@@ -513,31 +539,112 @@ def _bulk_failed(
 
 
 def free_unref_page(cpu: CPU, pfn: int) -> Generator[simpy.Event, None, None]:
-    """Mirrors put_page() -> __free_pages() -> free_unref_page() for an order-0 page whose last
-    reference goes: put_page_testzero (an atomic on the struct page), free_unref_page_prepare
-    (free_pcp_prepare checks, the pageblock's migratetype), then with IRQs off
-    free_unref_page_commit: list_add at the head of the pcp list, and free_pcppages_bulk of
-    pcp->batch pages once count reaches pcp->high."""
+    """Mirrors free_unref_page() for an order-0 page whose last reference is gone (the caller,
+    __free_pages(), page_frag_free() or put_page(), dropped it): free_unref_page_prepare
+    (free_pcp_prepare's checks, the pageblock's migratetype), then with IRQs off
+    free_unref_page_commit: list_add at the head of the pcp list, and free_pcppages_bulk once
+    count reaches pcp->high (5.14: nr_pcp_high(), draining nr_pcp_free() pages)."""
     m = cpu.machine
     c = cpu.costs
     zone = m.page_zone(pfn)
     m.take_back([pfn])
-    cpu.spend(c.call + c.atomic + c.free_pcp_prepare + c.free_unref_page_prepare + c.free_unref_page)
-    touched = [pfn]
-    mt = buddy.get_pageblock_migratetype(zone.free_area, pfn, touched)
-    cpu.touch(touched)
+    cpu.spend(c.call + c.free_unref_page)  # page_to_pfn
+    mt = free_unref_page_prepare(cpu, zone, pfn)
     cpu.local_irq_save("free_unref_page")
     yield from free_unref_page_commit(cpu, zone, pfn, mt)
     cpu.local_irq_restore()
+
+
+def free_unref_page_prepare(cpu: CPU, zone: Zone, pfn: int) -> int:
+    """Mirrors free_unref_page_prepare(): free_pcp_prepare(), then the pageblock's migratetype
+    (get_pfnblock_migratetype: the section's pageblock bitmap), cached in page->index."""
+    free_pcp_prepare(cpu, pfn)
+    cpu.spend(cpu.costs.free_unref_page_prepare)
+    touched: list[int] = []
+    mt = buddy.get_pageblock_migratetype(zone.free_area, pfn, touched)
+    cpu.touch(touched)
+    return mt
+
+
+def free_pcp_prepare(cpu: CPU, pfn: int) -> None:
+    """Mirrors free_pcp_prepare() -> free_pages_prepare(page, 0, false) with debug options off:
+    the struct page's flags, mapping, memcg_data and cpupid, reset for the free."""
+    cpu.spend(cpu.costs.free_pcp_prepare)
+    cpu.touch([pfn])
+
+
+FreeLayer = Literal["put_page", "__free_pages", "page_frag_free"]
+
+
+def free_layer(cpu: CPU, via: FreeLayer) -> float:
+    """The work a caller's free function does before it calls free_unref_page() for a page whose
+    last reference it drops (each includes put_page_testzero, an atomic on the struct page):
+    - put_page() (inline) -> __put_page -> __put_single_page -> __page_cache_release,
+      mem_cgroup_uncharge (mm/swap.c, mm/memcontrol.c): two more real calls and their checks;
+    - __free_pages(page, 0): a real call, free_the_page() inline;
+    - page_frag_free() (an SKB head): a real call, virt_to_head_page, compound_order."""
+    c = cpu.costs
+    if via == "put_page":
+        return c.atomic + c.put_page
+    if via == "__free_pages":
+        return c.call + c.atomic
+    return c.call + c.page_frag_free + c.atomic
+
+
+def free_via(cpu: CPU, pfn: int, via: FreeLayer) -> Generator[simpy.Event, None, None]:
+    """Free an order-0 page whose last reference the caller holds, through `via`."""
+    cpu.spend(free_layer(cpu, via))
+    yield from free_unref_page(cpu, pfn)
+
+
+def put_page(cpu: CPU, pfn: int) -> Generator[simpy.Event, None, None]:
+    """Mirrors put_page() of an order-0 page's last reference (include/linux/mm.h, mm/swap.c):
+    compound_head, put_page_testzero, __put_page -> __put_single_page (__page_cache_release,
+    mem_cgroup_uncharge) -> free_unref_page(). No LRU page and no memcg charge is modelled."""
+    return (yield from free_via(cpu, pfn, "put_page"))
+
+
+def __free_pages(cpu: CPU, pfn: int) -> Generator[simpy.Event, None, None]:
+    """Mirrors __free_pages(page, 0): put_page_testzero, free_the_page() -> free_unref_page()."""
+    return (yield from free_via(cpu, pfn, "__free_pages"))
+
+
+def page_frag_free(cpu: CPU, pfn: int) -> Generator[simpy.Event, None, None]:
+    """Mirrors page_frag_free(), the free of an SKB's page-fragment head (skb_free_frag):
+    virt_to_head_page, put_page_testzero, compound_order, free_the_page() -> free_unref_page()."""
+    return (yield from free_via(cpu, pfn, "page_frag_free"))
+
+
+def nr_pcp_high(pcp: PerCpuPages, zone: Zone, kconfig: KernelConfig) -> int:
+    """The count at which free_unref_page_commit() drains: pcp->high up to 5.13; 5.14's
+    nr_pcp_high(): min(4 * batch, high) while kswapd reclaims the zone (c49c2c47dab6)."""
+    if kconfig.pcp_free != "nr_pcp_free" or not zone.reclaim_active or not pcp.high:
+        return pcp.high
+    return min(pcp.batch << 2, pcp.high)
+
+
+def nr_pcp_free(pcp: PerCpuPages, high: int, batch: int) -> int:
+    """Mirrors nr_pcp_free() (5.14, 3b12e7e97938): pages to drain, doubling with each drain
+    without an allocation in between (free_factor), within [batch, high - batch]."""
+    if high < batch:
+        return 1
+    min_nr_free = batch
+    max_nr_free = high - batch
+    batch <<= pcp.free_factor
+    if batch < max_nr_free:
+        pcp.free_factor += 1
+    return max(min_nr_free, min(batch, max_nr_free))
 
 
 def free_unref_page_commit(
     cpu: CPU, zone: Zone, pfn: int, migratetype: int
 ) -> Generator[simpy.Event, None, None]:
     """Mirrors free_unref_page_commit(): onto this CPU's pcp list for the page's zone (which may
-    be a remote node's zone), draining a batch past pcp->high. Isolated pageblocks go straight
-    back to the buddy; HIGHATOMIC pages are treated as movable."""
+    be a remote node's zone), draining past the high mark: pcp->batch pages up to 5.13,
+    nr_pcp_free() pages in 5.14. Isolated pageblocks go straight back to the buddy; HIGHATOMIC
+    pages are treated as movable."""
     c = cpu.costs
+    k = cpu.machine.kconfig
     if migratetype >= MIGRATE_PCPTYPES:
         if migratetype == MIGRATE_ISOLATE:
             yield from free_one_page(cpu, zone, pfn, migratetype)
@@ -546,11 +653,13 @@ def free_unref_page_commit(
     pcp = zone.pcp[cpu.id]
     lst = pcp.lists[migratetype]
     cpu.touch([pcp.line, pfn, lst[0] if lst else pcp.line, cpu.vm_event_line])
-    cpu.spend(c.free_unref_page_commit + (c.list_debug_check if cpu.machine.kconfig.debug_list else 0.0))
+    cpu.spend(c.free_unref_page_commit + c.pcp_free_extra + (c.list_add_check if k.debug_list else 0.0))
     lst.appendleft(pfn)
     pcp.count += 1
-    if pcp.count >= pcp.high:
-        yield from free_pcppages_bulk(cpu, zone, pcp.batch, pcp)
+    high = nr_pcp_high(pcp, zone, k)
+    if pcp.count >= high:
+        count = nr_pcp_free(pcp, high, pcp.batch) if k.pcp_free == "nr_pcp_free" else pcp.batch
+        yield from free_pcppages_bulk(cpu, zone, count, pcp)
 
 
 def free_pcppages_bulk(
@@ -589,17 +698,17 @@ def free_pcppages_bulk(
             if not (count and batch_free and lst):
                 break
     # per page: list_del from the pcp list, list_add_tail onto the local list
-    _list_work(cpu, pick_lines, 2 * len(picked))
+    _list_work(cpu, pick_lines, len(picked), len(picked))
     prefetch = [pfn ^ 1 for pfn, _ in picked[: pcp.batch]]
     cpu.touch_overlapped(prefetch)
 
     yield from zone.lock.spin_lock(cpu)
     touched: list[int] = []
     area = zone.free_area
-    ops0 = area.list_ops
+    adds0, dels0 = area.list_adds, area.list_dels
     for pfn, mt in picked:
         buddy.__free_one_page(area, pfn, 0, mt, FPI_NONE, touched)
-    _list_work(cpu, touched, area.list_ops - ops0)
+    _list_work(cpu, touched, area.list_adds - adds0, area.list_dels - dels0)
     for _ in picked:
         __mod_zone_page_state(cpu, zone, NR_FREE_PAGES, 1)
     zone.lock.spin_unlock(cpu)
@@ -611,9 +720,10 @@ def free_one_page(cpu: CPU, zone: Zone, pfn: int, migratetype: int) -> Generator
     """Mirrors free_one_page(): one page straight into the buddy under zone->lock."""
     yield from zone.lock.spin_lock(cpu)
     touched: list[int] = []
-    ops0 = zone.free_area.list_ops
-    buddy.__free_one_page(zone.free_area, pfn, 0, migratetype, FPI_NONE, touched)
-    _list_work(cpu, touched, zone.free_area.list_ops - ops0)
+    area = zone.free_area
+    adds0, dels0 = area.list_adds, area.list_dels
+    buddy.__free_one_page(area, pfn, 0, migratetype, FPI_NONE, touched)
+    _list_work(cpu, touched, area.list_adds - adds0, area.list_dels - dels0)
     __mod_zone_page_state(cpu, zone, NR_FREE_PAGES, 1)
     zone.lock.spin_unlock(cpu)
 
@@ -644,7 +754,7 @@ def free_pages_bulk(cpu: CPU, page_list: PageList) -> Generator[simpy.Event, Non
         pfn = page_list.pages.pop(0)
         nxt = page_list.pages[0] if page_list.pages else page_list.head_line
         cpu.touch([pfn, nxt, page_list.head_line])
-        cpu.spend(3 * c.list_line + (c.list_debug_check if debug else 0.0))
+        cpu.spend(3 * c.list_line + (c.list_del_check if debug else 0.0))
         yield from __free_pages_ok(cpu, pfn)
 
 
@@ -714,8 +824,10 @@ def alloc_pages_node_run(
     out: list[int] = []
     rows: list[np.ndarray] = []
     entry = c.call + c.alloc_pages_nodemask
-    per_page = 1 * (c.rmqueue_page + (c.list_debug_check if debug else 0.0))
+    per_page = 1 * (c.rmqueue_page + (c.list_del_check if debug else 0.0))
     prep = 1 * c.prep_new_page
+    after = m.kconfig.bulk_statistics == "after_irq"  # 5.14: counters after the IRQ-off window
+    halve = m.kconfig.pcp_free == "nr_pcp_free"  # 5.14: free_factor >>= 1 per allocation
     while len(out) < n:
         i = len(out)
         ac = prepare_alloc_pages(m, gfp, nid, None)
@@ -729,7 +841,7 @@ def alloc_pages_node_run(
                 zone, 0, zone.wmark_pages(ALLOC_WMARK_LOW), ac.highest_zoneidx, alloc_flags, gfp
             ):
                 k = min(n - i, len(lst))
-        if k < RUN_MIN:
+        if k < RUN_MIN or not m.tapes:
             t0 = cpu.now()
             live.run(prologue, i)
             t1 = cpu.now()
@@ -756,11 +868,16 @@ def alloc_pages_node_run(
         tape.spend(c.get_page_from_freelist)
         tape.touch([zone.lines.read_mostly, zone.lines.vm_stat], False)
         tape.irq_save("rmqueue_pcplist")
+        tape.spend(c.rmqueue_call + c.pcp_alloc_extra)  # this_cpu_ptr(zone->pageset) ...
         tape.touch([pcp.line, pg, np.array(nxt, dtype=np.int64)])  # __rmqueue_pcplist's list_del
         tape.spend(per_page)
-        tape.spend(c.rmqueue_call)  # __count_zid_vm_events + zone_statistics
-        tape.touch([pcp.stats_line, cpu.vm_event_line])
+        if not after:
+            tape.spend(1 * c.statistics)  # __count_zid_vm_events + zone_statistics
+            tape.touch([pcp.stats_line, cpu.vm_event_line])
         tape.irq_restore()
+        if after:
+            tape.spend(1 * c.statistics)
+            tape.touch([pcp.stats_line, cpu.vm_event_line])
         tape.touch([pg])  # prep_new_page
         tape.spend(prep)
         tape.mark()
@@ -768,6 +885,8 @@ def alloc_pages_node_run(
         tape.mark()
         rows.append(tape.run())
         pcp.count -= k
+        if halve:
+            pcp.free_factor >>= k
         m.hand_out(pages)
         if zone.node == ac.preferred_zone.node:  # type: ignore[union-attr]
             m.stats.numa_hit += k
@@ -784,26 +903,29 @@ def free_unref_page_run(
     pfns: list[int],
     prologue: Sequence[Step] = (),
     epilogue: Sequence[Step] = (),
+    via: FreeLayer = "put_page",
 ) -> Generator[simpy.Event, None, np.ndarray]:
-    """`len(pfns)` back-to-back put_page() -> free_unref_page() calls (one SKB free per packet),
-    each between its prologue and epilogue steps (PAGE in a Touch: the page being freed).
-    Returns each call's times, shape (len(pfns), 4)."""
+    """`len(pfns)` back-to-back frees through `via` (put_page(), __free_pages() or, for an SKB's
+    head, page_frag_free()) -> free_unref_page(), each between its prologue and epilogue steps
+    (PAGE in a Touch: the page being freed). Returns each call's times, shape (len(pfns), 4)."""
     m = cpu.machine
     c = cpu.costs
-    debug = m.kconfig.debug_list
+    k_cfg = m.kconfig
+    debug = k_cfg.debug_list
     live = LiveSteps(cpu)
     n = len(pfns)
     times = np.empty((n, 4))
-    before = c.call + c.atomic + c.free_pcp_prepare + c.free_unref_page_prepare + c.free_unref_page
-    commit = c.free_unref_page_commit + (c.list_debug_check if debug else 0.0)
+    layer = free_layer(cpu, via)
+    entry = c.call + c.free_unref_page
+    commit = c.free_unref_page_commit + c.pcp_free_extra + (c.list_add_check if debug else 0.0)
     i = 0
     while i < n:
         zone = m.page_zone(pfns[i])
         pcp = zone.pcp[cpu.id]
         area = zone.free_area
-        # the calls up to (not including) the one that reaches pcp->high, within one zone, up to
-        # a page of an isolated or high-atomic pageblock
-        room = pcp.high - 1 - pcp.count
+        # the calls up to (not including) the one that reaches the high mark, within one zone, up
+        # to a page of an isolated or high-atomic pageblock
+        room = nr_pcp_high(pcp, zone, k_cfg) - 1 - pcp.count
         lo, hi = zone.start_pfn, zone.end_pfn
         # get_pageblock_migratetype() of each page (and the bitmap line it reads), inlined
         pb_mt = area.pageblock_mt
@@ -816,12 +938,12 @@ def free_unref_page_run(
             mts.append(mt)
             j += 1
         k = j - i
-        if k < RUN_MIN or cpu.irqs_disabled:
+        if k < RUN_MIN or cpu.irqs_disabled or not m.tapes:
             pfn = pfns[i]
             t0 = cpu.now()
             live.run(prologue, i, pfn)
             t1 = cpu.now()
-            yield from free_unref_page(cpu, pfn)
+            yield from free_via(cpu, pfn, via)
             t2 = cpu.now()
             live.run(epilogue, i, pfn)
             times[i] = (t0, t1, t2, cpu.now())
@@ -848,8 +970,12 @@ def free_unref_page_run(
         tape.mark()
         tape_steps(tape, prologue, sl, pg)
         tape.mark()
-        tape.spend(before)  # put_page_testzero, free_unref_page_prepare, free_pcp_prepare
-        tape.touch([pg, pb_lines])
+        tape.spend(layer)  # the caller's free function, its put_page_testzero
+        tape.spend(entry)  # free_unref_page, page_to_pfn
+        tape.spend(c.free_pcp_prepare)
+        tape.touch([pg])
+        tape.spend(c.free_unref_page_prepare)
+        tape.touch([pb_lines])
         tape.irq_save("free_unref_page")
         tape.touch([pcp.line, pg, np.array(heads, dtype=np.int64), cpu.vm_event_line])
         tape.spend(commit)

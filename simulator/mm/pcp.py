@@ -30,6 +30,7 @@ class PerCpuPages:
         "drains",
         "refilled_pages",
         "drained_pages",
+        "free_factor",
     )
 
     def __init__(self, scope: str, cpu: int, high: int, batch: int, line: int, stats_line: int) -> None:
@@ -45,6 +46,8 @@ class PerCpuPages:
         self.drains = 0  # free_pcppages_bulk() calls
         self.refilled_pages = 0
         self.drained_pages = 0
+        # 5.14 (3b12e7e97938): drains grow x2 per drain without an allocation in between
+        self.free_factor = 0
 
     def pages(self) -> int:
         """Pages on the lists (must equal count)."""

@@ -10,8 +10,9 @@ The four allocation strategies argued over in the bulk allocator's review:
 Each function makes one *attempt* as the API defines it and returns the pages it got, in the
 caller's array order; callers that need every page (sunrpc) loop and sleep themselves.
 
-Free strategies: one_by_one (put_page per page: free_unref_page), free_unref_page_list (the
-release_pages() path) and free_pages_bulk (the seed's list API: __free_pages_ok per page).
+Free strategies: one_by_one (put_page per page of an array, or list_del and __free_pages per
+page of a list, as page_bench04_bulk frees each form), free_unref_page_list (the release_pages()
+path) and free_pages_bulk (the seed's list API: __free_pages_ok per page).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from simulator.machine.tape import Spend, Touch
+from simulator.machine.cache import ASYNC
+from simulator.machine.tape import PAGE, Spend, Touch
 from simulator.mm.gfp import Gfp
 from simulator.mm.mmzone import PAGEVEC_SIZE
 from simulator.mm.page_alloc import (
@@ -80,7 +82,7 @@ def alloc_attempt(
         holes = [i for i in range(n) if slots[i] is None]
         if not holes:
             return []
-        lines = np.array([arr.line(i) for i in holes], dtype=np.int64)
+        lines = np.array([arr.line(i) | ASYNC for i in holes], dtype=np.int64)  # the slot stores
         got, _ = yield from alloc_pages_node_run(
             cpu, gfp, nid, len(holes), epilogue=(Touch((lines,)), Spend(c.list_line))
         )
@@ -116,11 +118,11 @@ def _list_to_array(cpu: CPU, plist: PageList, arr: PageArray, n: int) -> list[in
         while i < n and arr.slots[i] is not None:
             i += 1
         nxt = plist.pages[k + 1] if k + 1 < len(plist.pages) else plist.head_line
-        lines += [pfn, nxt, plist.head_line, arr.line(i)]
+        lines += [pfn, nxt, plist.head_line, arr.line(i) | ASYNC]
         arr.slots[i] = pfn
         got.append(pfn)
     cpu.touch(lines)
-    cpu.spend(len(got) * (4 * c.list_line + (c.list_debug_check if debug else 0.0)))
+    cpu.spend(len(got) * (4 * c.list_line + (c.list_del_check if debug else 0.0)))
     plist.pages.clear()
     return got
 
@@ -144,7 +146,7 @@ def _pagevec_attempt(
         for j, pfn in enumerate(batch):
             slot = holes[len(got)]
             arr.slots[slot] = pfn
-            lines += [pvec.line(j), arr.line(slot)]
+            lines += [pvec.line(j), arr.line(slot) | ASYNC]
             got.append(pfn)
         cpu.touch(lines)
         cpu.spend(len(batch) * 2 * c.list_line)
@@ -154,15 +156,47 @@ def _pagevec_attempt(
 
 
 def free_attempt(
-    cpu: CPU, how: str, pages: list[int], buf: CallerBuffers
+    cpu: CPU, how: str, pages: list[int], buf: CallerBuffers, from_array: bool = False
 ) -> Generator[simpy.Event, None, None]:
-    """Give `pages` back with the free strategy `how`."""
+    """Give `pages` back with the free strategy `how`. With `from_array`, the pages sit in the
+    caller's array (slots 0..n-1) and one_by_one frees them as page_bench04_bulk's array variant
+    does: `put_page(array[j]); array[j] = NULL;` (a load and a store on the slot's line)."""
     if how == "one_by_one":
-        yield from free_unref_page_run(cpu, pages)
+        if from_array:
+            c = cpu.costs
+            lines = np.array([buf.array.line(j) for j in range(len(pages))], dtype=np.int64)
+            yield from free_unref_page_run(cpu, pages, prologue=(Touch((lines,)), Spend(2 * c.op)))
+        else:
+            yield from free_unref_page_run(cpu, pages)
     elif how == "free_unref_page_list":
         yield from free_unref_page_list(cpu, pages)
     elif how == "free_pages_bulk":
         plist = PageList(list(pages), buf.list_head_line)
+        yield from free_pages_bulk(cpu, plist)
+    else:
+        raise ValueError(f"unknown free strategy {how!r}; expected one of {FREE_STRATEGIES}")
+
+
+def free_list_attempt(cpu: CPU, how: str, plist: PageList) -> Generator[simpy.Event, None, None]:
+    """Give back the pages linked on `plist` with the free strategy `how`. one_by_one is
+    page_bench04_bulk's list variant (my_free_pages_bulk): list_for_each_entry_safe, then
+    list_del(&page->lru) and __free_pages(page, 0) for each page."""
+    pages = list(plist.pages)
+    if how == "one_by_one":
+        c = cpu.costs
+        debug = cpu.machine.kconfig.debug_list
+        nxt = np.array([*pages[1:], plist.head_line], dtype=np.int64)
+        # list_del: the page's own lru (loaded by the walk), the next entry and the head
+        unlink = (
+            Touch((PAGE, nxt, plist.head_line)),
+            Spend(3 * c.list_line + (c.list_del_check if debug else 0.0)),
+        )
+        plist.pages.clear()
+        yield from free_unref_page_run(cpu, pages, prologue=unlink, via="__free_pages")
+    elif how == "free_unref_page_list":
+        plist.pages.clear()
+        yield from free_unref_page_list(cpu, pages)
+    elif how == "free_pages_bulk":
         yield from free_pages_bulk(cpu, plist)
     else:
         raise ValueError(f"unknown free strategy {how!r}; expected one of {FREE_STRATEGIES}")

@@ -163,7 +163,12 @@ class Reclaim:
     def balance_pgdat(self, cpu: CPU, node: int) -> Generator[simpy.Event, None, None]:
         """Mirrors balance_pgdat() for order 0: shrink the node SWAP_CLUSTER_MAX pages at a
         time until it is balanced (a zone above its high watermark) or nothing is left to
-        reclaim. kswapd gives its CPU up between batches (cond_resched)."""
+        reclaim. kswapd gives its CPU up between batches (cond_resched). While it runs, the
+        node's eligible zones carry ZONE_RECLAIM_ACTIVE (set_reclaim_active(), 5.14, which
+        5.14's nr_pcp_high() reads; earlier kernels have no such flag and never read it)."""
+        eligible = self._eligible(node)
+        for z in eligible:
+            z.reclaim_active = True
         while not self.stopping and not self.pgdat_balanced(node):
             yield from self.rq.acquire(cpu, THREAD)
             got = yield from self.shrink_node(cpu, node, SWAP_CLUSTER_MAX)
@@ -171,6 +176,8 @@ class Reclaim:
             self.stats.kswapd_reclaimed += got
             if not got:
                 break
+        for z in eligible:
+            z.reclaim_active = False
 
     def shrink_node(self, cpu: CPU, node: int, nr_to_reclaim: int) -> Generator[simpy.Event, None, int]:
         """Mirrors shrink_node() -> shrink_inactive_list() -> shrink_page_list() for one batch of

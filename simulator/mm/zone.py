@@ -87,6 +87,7 @@ class Zone:
         self.watermark = list(watermark)
         self.lowmem_reserve = list(lowmem_reserve)
         self.nr_reserved_highatomic = 0
+        self.reclaim_active = False  # ZONE_RECLAIM_ACTIVE (5.14): kswapd is balancing the node
         self.stat_threshold = stat_threshold
         self.lines = ZoneLines(
             read_mostly=registry.alloc(f"{self.scope}.read_mostly", node),

@@ -429,12 +429,23 @@ class BootNumbers:
         return [z for z in self.zones if z.node == node]
 
 
+def zone_highsize(low_wmark: int, batch: int, node_cpus: int, online_cpus: int) -> int:
+    """Mirrors zone_highsize() in mm/page_alloc.c, v5.14 (commits b92ca18e8ca5, 04f8cfeaed08),
+    at steady state (no CPU coming online; percpu_pagelist_high_fraction 0): the zone's low
+    watermark split over the CPUs of its node, at least 4 batches.
+
+    Leaves out: the sysctl percpu_pagelist_high_fraction."""
+    nr_split_cpus = node_cpus or online_cpus
+    return max(low_wmark // nr_split_cpus, batch << 2)
+
+
 def boot_numbers(
     hw: Hardware,
     *,
     thp: bool = False,
     watermark_scale_factor: int = WATERMARK_SCALE_FACTOR,
     percpu_pagelist_fraction: int = 0,
+    pcp_high: str = "batch",
 ) -> BootNumbers:
     """Mirrors the boot sequence free_area_init() -> memblock_free_all() -> setup_per_cpu_pageset()
     -> init_per_zone_wmark_min() (setup_per_zone_wmarks(), refresh_zone_stat_thresholds(),
@@ -442,6 +453,7 @@ def boot_numbers(
 
     Leaves out: memory hotplug and sysctl writes after boot; with thp=True, khugepaged's
     set_recommended_min_free_kbytes() is applied (real distro kernels do this), otherwise not.
+    pcp_high="zone_highsize" sizes pcp->high as 5.14 does (zone_highsize()); "batch" as 5.12.
     """
     layout = x86_64_zone_layout([n.memory for n in hw.topology.nodes], hw.memory.below_4g, hw.memory.reserved)
     flat = [z for node in layout for z in node]
@@ -472,6 +484,10 @@ def boot_numbers(
             continue
         wmin, wlow, whigh = wmarks[k]
         high, batch = pcp_high_and_batch(z.managed_pages, percpu_pagelist_fraction)
+        if pcp_high == "zone_highsize":
+            node_cpus = len(hw.topology.nodes[z.node].cpus)
+            batch = max(1, zone_batchsize(z.managed_pages))
+            high = zone_highsize(wlow, batch, node_cpus, online_cpus)
         zones.append(
             ZoneInfo(
                 node=z.node,

@@ -26,7 +26,7 @@ import simpy
 
 from simulator.errors import InvariantError
 from simulator.machine.tape import Spend, Tape, Touch, running_sum, running_sums
-from simulator.mm.page_alloc import alloc_pages_node_run, free_unref_page
+from simulator.mm.page_alloc import alloc_pages_node_run, put_page
 from simulator.net.page_pool import (
     PagePool,
     page_pool_alloc_pages,
@@ -355,7 +355,7 @@ def mlx5e_page_release(
     page_pool_release_page(cpu, rq.pool, pfn)
     t.pool_ns += cpu.now() - t0
     t1 = cpu.now()
-    yield from free_unref_page(cpu, pfn)
+    yield from put_page(cpu, pfn)
     t.free_ns += cpu.now() - t1
 
 

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 import simpy
 
 from simulator.errors import InvariantError
+from simulator.machine.cache import ASYNC
 from simulator.mm.gfp import GFP_ATOMIC, Gfp
-from simulator.mm.page_alloc import alloc_pages_node, free_unref_page
+from simulator.mm.page_alloc import alloc_pages_node, put_page
 from simulator.mm.strategies import STRATEGIES, CallerBuffers, alloc_attempt
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ def page_pool_refill_alloc_cache(cpu: CPU, pool: PagePool, t: NetTally) -> Gen:
             yield from page_pool_return_page(cpu, pool, pfn, t)
             break
         slots[pool.count] = pfn
-        lines.append(pool.alloc.array.line(pool.count))
+        lines.append(pool.alloc.array.line(pool.count) | ASYNC)  # the alloc.cache store
         cpu.touch(lines)
         cpu.spend(2 * c.list_line)  # the ring slot's load and NULLing, the alloc.cache store
         pool.count += 1
@@ -242,7 +243,7 @@ def __page_pool_alloc_pages_slow(cpu: CPU, pool: PagePool, gfp: Gfp, t: NetTally
     if pool.strategy == "bulk_array":
         # memset(&pool->alloc.cache, 0, sizeof(void *) * bulk)
         lines = sorted({arr.line(i) for i in range(n)})
-        cpu.touch(lines)
+        cpu.touch([ln | ASYNC for ln in lines])  # stores: nothing waits for them
         cpu.spend(len(lines) * c.list_line)
     got = yield from alloc_attempt(cpu, pool.strategy, gfp, pool.nid, n, pool.alloc)
     t.alloc_ns += cpu.now() - t0 - (t.free_ns - f0)
@@ -252,7 +253,7 @@ def __page_pool_alloc_pages_slow(cpu: CPU, pool: PagePool, gfp: Gfp, t: NetTally
         return None
     if pool.strategy == "bulk_array":
         # for (i = 0; i < nr_pages; i++) { page = cache[i]; cache[alloc.count++] = page; hold++ }
-        cpu.touch(sorted({arr.line(i) for i in range(k)}))
+        cpu.touch([ln | ASYNC for ln in sorted({arr.line(i) for i in range(k)})])
         cpu.spend(k * c.list_line)
     pool.count = k
     pool.check()
@@ -284,7 +285,7 @@ def page_pool_return_page(
     put_page() it, which frees it to the page allocator (free_unref_page)."""
     page_pool_release_page(cpu, pool, pfn)
     t0 = cpu.now()
-    yield from free_unref_page(cpu, pfn)
+    yield from put_page(cpu, pfn)
     t.free_ns += cpu.now() - t0
 
 
@@ -294,7 +295,7 @@ def page_pool_recycle_in_cache(cpu: CPU, pool: PagePool, pfn: int) -> bool:
     if pool.count >= pool.cache_size:
         return False
     pool.alloc.array.slots[pool.count] = pfn
-    cpu.touch([pool.alloc.array.line(pool.count)])
+    cpu.touch([pool.alloc.array.line(pool.count) | ASYNC])  # a store
     pool.count += 1
     pool.stats.recycle_cached += 1
     return True

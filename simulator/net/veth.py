@@ -27,7 +27,8 @@ import numpy as np
 import simpy
 
 from simulator.machine.tape import PAGE, Spend, Touch, running_sum
-from simulator.mm.page_alloc import free_unref_page, free_unref_page_run
+from simulator.mm import page_alloc
+from simulator.mm.page_alloc import free_unref_page_run
 from simulator.net.page_pool import (
     PagePool,
     page_pool_put_page,
@@ -110,11 +111,11 @@ def xdp_release_frame(cpu: CPU, fr: Frame, t: NetTally) -> None:
 
 
 def page_frag_free(cpu: CPU, pfn: int, t: NetTally) -> Generator[simpy.Event, None, None]:
-    """Mirrors page_frag_free() in mm/page_alloc.c, v5.12 (skb_free_head of an SKB built around a page
-    fragment): the last put_page_testzero() frees the page through free_unref_page() (which prices the
-    struct page line and the atomic)."""
+    """page_frag_free() in mm/page_alloc.c, v5.12 (skb_free_head of an SKB built around a page
+    fragment), with the tally of its time: the last put_page_testzero() frees the page through
+    free_unref_page()."""
     t0 = cpu.now()
-    yield from free_unref_page(cpu, pfn)
+    yield from page_alloc.page_frag_free(cpu, pfn)
     t.free_ns += cpu.now() - t0
 
 
@@ -164,7 +165,9 @@ def veth_pass_frames(
     same = all(p is first for p in pools)
     rel = first.release_line if same else np.array([p.release_line for p in pools], dtype=np.int64)
     release = (Touch((PAGE,)), Spend(c.call + c.atomic), Touch((rel,)))
-    times = yield from free_unref_page_run(cpu, [fr.pfn for fr in frames], prologue=release)
+    times = yield from free_unref_page_run(
+        cpu, [fr.pfn for fr in frames], prologue=release, via="page_frag_free"
+    )
     t.pool_ns = running_sum(t.pool_ns, times[:, 1] - times[:, 0])
     t.free_ns = running_sum(t.free_ns, times[:, 2] - times[:, 1])
     for pool, k in [(first, len(frames))] if same else Counter(pools).items():

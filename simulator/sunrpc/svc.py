@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
+from simulator.machine.cache import ASYNC
 from simulator.machine.cpu import CPU
 from simulator.machine.machine import Machine
 from simulator.machine.sched import SOFTIRQ, THREAD, RunQueues
@@ -262,7 +263,7 @@ def svc_process(r: SvcRqst, req: Request) -> list[int]:
     pages = [p for p in slots[1 : 1 + n] if p is not None]
     slots[1 : 1 + n] = [None] * n
     arr = r.buf.array
-    cpu.touch(list(range(arr.line(1), arr.line(n) + 1)))
+    cpu.touch([ln | ASYNC for ln in range(arr.line(1), arr.line(n) + 1)])  # NULLing: stores
     r.requests += 1
     return pages
 

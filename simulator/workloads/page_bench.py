@@ -1,7 +1,9 @@
 """page_bench: the page_bench04_bulk micro-benchmark (netoptimizer/prototype-kernel).
 
 Each measured CPU, in a tight loop: allocate `batch` order-0 pages with the strategy, then free
-them (one by one with put_page, as page_bench04_bulk does, or with another free strategy). The
+them as page_bench04_bulk does (commit 49d224b1): the list variant walks its list and frees each
+page with list_del + __free_pages; the array variant (and single, pagevec) put_page() each array
+entry and NULL it. Other free strategies can be chosen (page_bench.free). The
 figure is the time per page: one allocation plus one free. On one CPU this is the reference's
 "199 cycles" (single-page strategy); on several CPUs of a node the zone lock and the lines the
 allocator shares start to count.
@@ -19,7 +21,8 @@ from pydantic import BaseModel, ConfigDict
 from simulator.machine.cpu import CPU
 from simulator.machine.machine import Machine
 from simulator.mm.gfp import GFP_MASKS
-from simulator.mm.strategies import CallerBuffers, alloc_attempt, free_attempt
+from simulator.mm.page_alloc import PageList, __alloc_pages_bulk
+from simulator.mm.strategies import CallerBuffers, alloc_attempt, free_attempt, free_list_attempt
 from simulator.workloads import Workload
 
 if TYPE_CHECKING:
@@ -34,6 +37,11 @@ class PageBenchParams(BaseModel):
     gfp: Literal["GFP_ATOMIC", "GFP_KERNEL", "GFP_NOWAIT"] = "GFP_ATOMIC"
     free: Literal["one_by_one", "free_unref_page_list", "free_pages_bulk"] = "one_by_one"
     cpu_placement: Literal["pack", "spread"] = "pack"
+    # "module": the list variant frees from its list as page_bench04_bulk does (list_del +
+    # __free_pages); "via_array": it walks the list into an array and frees like the array
+    # variant, as pagesim did before it read the module's source (kept for the validation
+    # report's comparison)
+    list_variant: Literal["module", "via_array"] = "module"
 
 
 # Each CPU measures at least this many whole iterations after warm-up, however long they take
@@ -86,9 +94,17 @@ def page_bench_loop(
         if tally.t0 >= 0 and now >= measure_to and measured >= MIN_MEASURED_ITERATIONS:
             tally.t1 = now
             break
-        got = yield from alloc_attempt(cpu, strategy, gfp, cpu.node, batch, buf)
-        buf.array.slots[: len(buf.array.slots)] = [None] * len(buf.array.slots)
-        yield from free_attempt(cpu, params.free, got, buf)
+        if strategy == "bulk_list" and params.list_variant == "module":
+            # time_bulk_page_alloc_free_list: the pages stay on the list until they are freed
+            plist = PageList([], buf.list_head_line)
+            yield from __alloc_pages_bulk(cpu, gfp, cpu.node, None, batch, page_list=plist)
+            got = list(plist.pages)
+            yield from free_list_attempt(cpu, params.free, plist)
+        else:
+            # the array variant (and single, pagevec): put_page(array[j]); array[j] = NULL
+            got = yield from alloc_attempt(cpu, strategy, gfp, cpu.node, batch, buf)
+            buf.array.slots[: len(buf.array.slots)] = [None] * len(buf.array.slots)
+            yield from free_attempt(cpu, params.free, got, buf, from_array=True)
         tally.pages += len(got)
         tally.iterations += 1
         if tally.t0 >= 0:
