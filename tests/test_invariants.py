@@ -21,7 +21,7 @@ import simpy
 from conftest import TINY_2NODE, new_machine, run_on
 
 from simulator.errors import InvariantError
-from simulator.machine.machine import Machine
+from simulator.machine.machine import Machine, pcp_count_max
 from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm import buddy
 from simulator.mm.balloon import balloon_inflate
@@ -38,6 +38,7 @@ from simulator.mm.mmzone import (
 from simulator.mm.page_alloc import alloc_pages_node, free_unref_page
 from simulator.mm.vmstat import NR_FREE_PAGES
 from simulator.mm.zone import Zone
+from simulator.workloads.nfs import GFP_HIGHUSER_MOVABLE
 
 GFP_DMA32 = Gfp(
     "GFP_KERNEL|__GFP_DMA32",
@@ -47,6 +48,7 @@ GFP_DMA32 = Gfp(
     kswapd_reclaim=True,
     highest_zoneidx=ZONE_DMA32,
 )
+GFP_RECLAIMABLE = Gfp("GFP_KERNEL|__GFP_RECLAIMABLE", False, False, True, True, MIGRATE_RECLAIMABLE)
 TOP = MAX_ORDER - 1
 NORMAL0 = "machine.node0.zone_normal"
 
@@ -450,18 +452,35 @@ def test_a_pcp_count_out_of_step_with_its_lists(spread_machine):
         m.check_invariants()
 
 
-def test_a_pcp_list_above_high_plus_batch(spread_machine):
-    """high 42 + batch 7: a list of 50 pages is more than any free can leave there (a drain at
-    high takes it back to 35)."""
+def test_three_refills_take_a_pcp_list_past_high_plus_batch():
+    """A state 5.12 reaches, which the old bound (high + batch = 49) called broken: frees put
+    high - 1 = 41 pages on cpu0's Unmovable list (no drain below high), then a Movable and a
+    Reclaimable allocation each find their list empty and refill a batch of 7, taking one:
+    41 + 6 + 6 = 53, the most a pcp can hold (machine.pcp_count_max)."""
+    m = new_machine(TINY_2NODE)
+    c0, c1 = m.cpus[0], m.cpus[1]
+    pages = [run_on(c1, alloc_pages_node(c1, GFP_KERNEL, 0)) for _ in range(41)]
+    for pfn in pages:
+        run_on(c0, free_unref_page(c0, pfn))
+    movable = run_on(c0, alloc_pages_node(c0, GFP_HIGHUSER_MOVABLE, 0))
+    reclaimable = run_on(c0, alloc_pages_node(c0, GFP_RECLAIMABLE, 0))
+    pcp = zone(m, 0, ZONE_NORMAL).pcp[0]
+    assert m.page_zone(movable) is m.page_zone(reclaimable) is zone(m, 0, ZONE_NORMAL)
+    assert [len(lst) for lst in pcp.lists] == [41, 6, 6]
+    assert pcp.count == 53 == pcp_count_max(pcp.high, pcp.batch) > pcp.high + pcp.batch
+    m.check_invariants()
+
+
+def test_a_pcp_list_above_the_most_it_can_hold(spread_machine):
     m, s = spread_machine
     c3 = m.cpus[3]
     pages = [run_on(c3, alloc_pages_node(c3, GFP_KERNEL, 0)) for _ in range(50)]
     pcp = s["normal"].pcp[3]
-    m.take_back(pages)
+    m.take_back(pages)  # put on the list by hand, past any drain
     pcp.lists[MIGRATE_UNMOVABLE].extendleft(pages)
     pcp.count += 50
-    assert pcp.count == 50 + 6  # and the refill's rest
-    with pytest.raises(InvariantError, match=r"pcp.cpu3: count 56 outside \[0, high\+batch\]"):
+    assert pcp.count == 50 + 6  # and the last refill's rest
+    with pytest.raises(InvariantError, match=r"pcp.cpu3: count 56 outside \[0, 53\] \(high 42, batch 7\)$"):
         m.check_invariants()
 
 

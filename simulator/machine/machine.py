@@ -23,7 +23,7 @@ from simulator.hardware import Hardware
 from simulator.machine.cache import CacheModel, LineRegistry
 from simulator.machine.cpu import CPU
 from simulator.mm import buddy
-from simulator.mm.mmzone import MIGRATETYPE_NAMES
+from simulator.mm.mmzone import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES
 from simulator.mm.page_alloc import check_pcp_consistent
 from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state_snapshot
 from simulator.mm.zone import Node, Zone, build_zonelists
@@ -163,8 +163,11 @@ class Machine:
             buddy.check_invariants(z.free_area)
             for p in z.pcp:
                 check_pcp_consistent(p)
-                if p.count < 0 or p.count > p.high + p.batch:
-                    raise InvariantError(f"{p.scope}: count {p.count} outside [0, high+batch]")
+                most = pcp_count_max(p.high, p.batch)
+                if p.count < 0 or p.count > most:
+                    raise InvariantError(
+                        f"{p.scope}: count {p.count} outside [0, {most}] (high {p.high}, batch {p.batch})"
+                    )
             free = z.free_area.nr_free_pages
             on_pcp = z.pcp_pages()
             held = alloc_by_zone.get(i, 0)
@@ -208,12 +211,22 @@ class Machine:
             raise InvariantError(f"pages misplaced: {shown}{more}")
 
 
+def pcp_count_max(high: int, batch: int) -> int:
+    """The most pages a pcp can hold, in 5.12's rules: a free that brings count to high drains
+    a batch, so frees alone stop at high - 1; but rmqueue_bulk refills a list whenever that list
+    is empty, whatever the count, and the allocation takes one page at once. So one list can
+    hold high - 1 and each of the other two batch - 1 (checked exhaustively over the reachable
+    states for (high, batch) = (42, 7), (84, 14), (12, 3), (6, 1), (0, 1))."""
+    return max(high - 1, 0) + (MIGRATE_PCPTYPES - 1) * (batch - 1)
+
+
 def _zone_placement(z: Zone, alloc: np.ndarray, m: Machine) -> list[str]:
     """check_page_placement() for one zone; `alloc` is every allocated pfn, sorted."""
     start, end = z.start_pfn, z.start_pfn + z.managed
     names: list[str] = []
     los: list[np.ndarray] = []
     his: list[np.ndarray] = []
+    pcp_ids: list[int] = []  # places that are pcp lists (their foreign pages are named apart)
     problems: list[str] = []
 
     def place(name: str, lo: np.ndarray, hi: np.ndarray) -> None:
@@ -234,6 +247,7 @@ def _zone_placement(z: Zone, alloc: np.ndarray, m: Machine) -> list[str]:
                 except InvariantError:
                     owner = "no zone"
                 problems.append(f"pfn {pfn} on {p.scope}'s {MIGRATETYPE_NAMES[mt]} list is a page of {owner}")
+            pcp_ids.append(len(names))
             place(f"pcp.cpu{p.cpu} {MIGRATETYPE_NAMES[mt]} list", pf, pf + 1)
     held = alloc[np.searchsorted(alloc, start) : np.searchsorted(alloc, end)]
     place("allocated", held, held + 1)
@@ -248,7 +262,7 @@ def _zone_placement(z: Zone, alloc: np.ndarray, m: Machine) -> list[str]:
     if out.any():
         # pcp pages of another zone are named above; anything else outside: a block or page
         # beyond the managed part (the reserved tail) or the zone's span
-        for j in np.nonzero(out & ~np.isin(pid, _pcp_ids(names)))[0][:4].tolist():
+        for j in np.nonzero(out & ~np.isin(pid, pcp_ids))[0][:4].tolist():
             problems.append(
                 f"{z.scope}: {names[pid[j]]} holds pfns [{lo[j]}, {hi[j]}) outside its managed"
                 f" pages [{start}, {end})"
@@ -277,10 +291,6 @@ def _zone_placement(z: Zone, alloc: np.ndarray, m: Machine) -> list[str]:
         what = f"pfn {a} is" if b - a == 1 else f"pfns [{a}, {b}) are"
         problems.append(f"{z.scope}: {what} in no place (lost)")
     return problems
-
-
-def _pcp_ids(names: list[str]) -> list[int]:
-    return [i for i, n in enumerate(names) if n.startswith("pcp.")]
 
 
 def build_machine(env: simpy.Environment, hw: Hardware, kconfig: KernelConfig | None = None) -> Machine:
