@@ -380,9 +380,13 @@ class AllocatorMachine(RuleBasedStateMachine):
             # the seed's free_pages_bulk goes straight to the buddy: no pcp list changes
             assert counts == {z.scope: [p.count for p in z.pcp] for z in m.zones}
         else:
+            # a free that brings count to high drains a batch: frees never take a pcp past
+            # high - 1, nor past where it already was (refills of three lists can have put it
+            # above high, up to machine.pcp_count_max)
             for z in {m.page_zone(p) for p in pages}:
                 pcp = z.pcp[cpu]
-                assert pcp.count <= max(pcp.high, 0), f"{pcp.scope}: {pcp.count} > high {pcp.high}"
+                before = counts[z.scope][cpu]
+                assert pcp.count <= max(before, pcp.high - 1), f"{pcp.scope}: {before} -> {pcp.count}"
             for z in m.zones:  # other CPUs' lists are never touched
                 for p in z.pcp:
                     if p.cpu != cpu:
