@@ -9,7 +9,11 @@ Measures, in the same process and run, on the current machine:
 - xdp_redirect: one queue (every strategy) and six queues (one per CPU) on the reference host,
   28 queues (one per CPU, spread over both sockets) on the 2-socket Skylake-SP profile;
 - nfs on the reference host with 16 nfsd threads;
-- linear scaling: the same point at duration x1 and x2, and at CPUs x1 and x2.
+- linear scaling: the same point at duration x1 and x2, and at CPUs x1 and x2;
+- checks (`--part checks`): the buddy's lazy boot of a 1 TiB zone, and the invariant checks at the
+  end of a run (Machine.check_invariants, of which the page-placement sweep) on the 2-socket
+  Skylake-SP profile with 28 and 56 XDP queues and under NFS memory pressure (a balloon of
+  ~100,000 blocks). These were wall-clock assertions in tests; here they are measured only.
 
 Per case: wall seconds; simulated time per wall-second and its inverse, the slowdown (wall
 seconds per simulated second); SimPy events per wall-second and their ratio to the ceiling;
@@ -21,8 +25,8 @@ packets: one page per packet) per wall-second; peak traced memory (tracemalloc, 
 pass so it does not slow the timed one); CPU seconds beside wall seconds. Everything counts the
 whole run (bring-up and warm-up included).
 
-Writes benchmarks/out/benchmarks.csv, scaling.csv and targets.csv (each issue-7 target, its
-measured ratio and whether it is met) and prints the three tables. `--repeat N` takes the fastest
+Writes benchmarks/out/benchmarks.csv, scaling.csv, targets.csv (each issue-7 target, its
+measured ratio and whether it is met) and checks.csv, and prints the tables. `--repeat N` takes the fastest
 of N timed passes per case (this machine is shared). Not a test: nothing asserts speed.
 """
 
@@ -240,6 +244,78 @@ def _dur(us: float) -> str:
     return f"{us:g} us"
 
 
+def bench_checks(q: float) -> list[dict[str, Any]]:
+    """Wall time of the model's own checks: the lazy boot of a 1 TiB zone, and the invariant
+    checks run at the end of every point, on the biggest profile."""
+    from simulator.machine.machine import Machine
+    from simulator.mm.buddy import FreeArea, FreeAreaLines, free_area_init_lazy
+
+    rows: list[dict[str, Any]] = []
+    best = float("inf")
+    for _ in range(max(REPEAT, 3)):
+        t = time.perf_counter()
+        area = FreeArea((1 << 20) + 5, (1 << 20) + 5 + (1 << 28), FreeAreaLines(base=1 << 50))
+        free_area_init_lazy(area, area.start_pfn, area.end_pfn)
+        best = min(best, time.perf_counter() - t)
+    rows.append({"case": "buddy: lazy boot of a 1 TiB zone", "wall_ms": best * 1e3})
+    print(f"  {rows[-1]['case']}: {best * 1e3:.2f} ms", file=sys.stderr, flush=True)
+
+    timed: dict[str, float] = {}
+    real_all, real_placement = Machine.check_invariants, Machine.check_page_placement
+
+    def check_all(self: Machine) -> None:
+        t = time.perf_counter()
+        real_all(self)
+        timed["all"] = time.perf_counter() - t
+
+    def check_placement(self: Machine) -> None:
+        t = time.perf_counter()
+        real_placement(self)
+        timed["placement"] = time.perf_counter() - t
+        timed["pages_held"] = len(self.allocated) + sum(z.pcp_pages() for z in self.zones)
+        timed["blocks"] = sum(len(z.free_area.buddy_order) + len(z.balloon) for z in self.zones)
+
+    for case, file, settings, kw in (
+        (
+            "check_invariants: xdp_redirect 28 queues (2S skylake)",
+            "xdp_redirect_multiqueue.yaml",
+            {"warmup": "200 us"},
+            {"strategies": ["single"], "cpus": [28], "duration": _dur(500 * q)},
+        ),
+        (
+            "check_invariants: xdp_redirect 56 queues (2S skylake)",
+            "xdp_redirect_multiqueue.yaml",
+            {"warmup": "200 us"},
+            {"strategies": ["bulk_array"], "cpus": [56], "duration": _dur(300 * q)},
+        ),
+        (
+            "check_invariants: nfs_pressure (2S skylake, balloons)",
+            "nfs_pressure.yaml",
+            {"warmup": "5 ms"},
+            {"hardware": SKYLAKE, "strategies": ["bulk_array"], "duration": _dur(20_000 * q)},
+        ),
+    ):
+        sc, point = _scenario(file, settings, **kw)
+        Machine.check_invariants = check_all  # type: ignore[method-assign]
+        Machine.check_page_placement = check_placement  # type: ignore[method-assign]
+        try:
+            run_point(sc, point)
+        finally:
+            Machine.check_invariants = real_all  # type: ignore[method-assign]
+            Machine.check_page_placement = real_placement  # type: ignore[method-assign]
+        rows.append(
+            {
+                "case": case,
+                "wall_ms": timed["all"] * 1e3,
+                "placement_ms": timed["placement"] * 1e3,
+                "pages_held": timed["pages_held"],
+                "blocks": timed["blocks"],
+            }
+        )
+        print(f"  {case}: {timed['all'] * 1e3:.2f} ms", file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     global REPEAT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -248,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/out"))
     ap.add_argument(
         "--part",
-        choices=("all", "cases", "scaling"),
+        choices=("all", "cases", "scaling", "checks"),
         default="all",
-        help="the cases, the scaling pairs, or both",
+        help="the cases, the scaling pairs, the model's checks, or all three",
     )
     args = ap.parse_args(argv)
     REPEAT = max(1, args.repeat)
@@ -262,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     pb = {"warmup": "0 us"}
     xdp = {"warmup": "300 us"}
     nfs = {"warmup": "2 ms", "nfs.threads_per_node": 16}
-    if args.part != "scaling":
+    if args.part in ("all", "cases"):
         for strategy in ("single", "bulk_array"):
             for cpus in (1, 6):
                 rows.append(
@@ -343,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
 
-    if args.part != "cases":
+    if args.part in ("all", "scaling"):
         pb_steady = {"warmup": "200 us"}
         for label, file, settings, kw, d in (
             ("xdp_redirect single 1 queue", "xdp_redirect.yaml", xdp, {"strategies": ["single"]}, 5000),
@@ -402,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             pair(f"{label}: cpus {c} -> {2 * c}", a, b)
 
+    checks = pd.DataFrame(bench_checks(q) if args.part in ("all", "checks") else [])
+
     df = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
     sf = pd.DataFrame(scaling)
     targets = _targets(df, sf)
@@ -411,12 +489,16 @@ def main(argv: list[str] | None = None) -> int:
     df.to_csv(out / "benchmarks.csv", index=False)
     sf.to_csv(out / "scaling.csv", index=False)
     targets.to_csv(out / "targets.csv", index=False)
+    checks.to_csv(out / "checks.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 70):
         print(df.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
         print()
         print(sf.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
         print()
         print(targets.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
+        if len(checks):
+            print()
+            print(checks.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
     return 0
 
 

@@ -19,20 +19,17 @@ _LOG_LOW = math.log10(LOW_NS)
 
 
 def _bucket(value: float) -> int:
+    """The bucket of one value, as _flush() buckets it: np.log10, whose result differs from
+    math.log10's in the last bit for some values on bucket edges (10^-1.5 is one)."""
     if value < LOW_NS:
         return 0
-    b = int((math.log10(value) - _LOG_LOW) * BUCKETS_PER_DECADE) + 1
+    b = int((float(np.log10(value)) - _LOG_LOW) * BUCKETS_PER_DECADE) + 1
     return b if b < NBUCKETS else NBUCKETS - 1
 
 
 def bucket_upper(b: np.ndarray) -> np.ndarray:
     """Upper edge (ns) of each bucket index in `b`."""
     return np.where(b == 0, LOW_NS, 10.0 ** (_LOG_LOW + b / BUCKETS_PER_DECADE))
-
-
-def bucket_mid(b: np.ndarray) -> np.ndarray:
-    """Representative value (ns) of each bucket: geometric middle, 0 for bucket 0."""
-    return np.where(b == 0, 0.0, 10.0 ** (_LOG_LOW + (b - 0.5) / BUCKETS_PER_DECADE))
 
 
 PENDING = 512  # single values buffered before they are bucketed in one vectorised step
@@ -131,33 +128,3 @@ class Histogram:
         cum = np.cumsum(self.counts)
         b = int(np.searchsorted(cum, rank, side="left"))
         return float(min(bucket_upper(np.array([b]))[0], self.max))
-
-    def residual_quantile(self, q: float, horizon_ns: float) -> float:
-        """Delay quantile for an event arriving uniformly at random in a span of `horizon_ns`.
-
-        If the recorded values are the lengths of windows during which the event cannot be
-        served (IRQs off), an arrival inside a window of length L waits uniformly 0..L, and an
-        arrival outside every window waits 0. So P(wait > x) = sum(max(L - x, 0)) / horizon.
-        This is the latency an interrupt raised at a random moment sees from IRQ-off windows.
-        """
-        if self.n == 0 or horizon_ns <= 0:
-            return 0.0
-        target = (1.0 - q) * horizon_ns  # sum over windows of max(L - x, 0) must fall to this
-        idx = np.nonzero(self.counts)[0]
-        lengths = bucket_mid(idx)
-        lengths = np.minimum(lengths, self.max)
-        counts = self.counts[idx].astype(np.float64)
-
-        def excess(x: float) -> float:
-            return float(np.sum(np.maximum(lengths - x, 0.0) * counts))
-
-        if excess(0.0) <= target:
-            return 0.0
-        lo, hi = 0.0, float(self.max)
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if excess(mid) > target:
-                lo = mid
-            else:
-                hi = mid
-        return hi

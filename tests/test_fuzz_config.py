@@ -31,7 +31,6 @@ import copy
 import math
 import os
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -435,7 +434,6 @@ def _bomb(width: int, depth: int) -> str:
 def test_document_shape_limits(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "x.yaml"
     path.write_text(text, encoding="utf-8")
-    start = time.perf_counter()
     for load in (load_hardware, load_scenario):
         with pytest.raises(ConfigError) as info:
             load(path)
@@ -443,7 +441,6 @@ def test_document_shape_limits(tmp_path: Path, text: str, message: str) -> None:
         assert problem.file == str(path)
         assert problem.field.startswith("line ")  # where in the file
         assert message in problem.message
-    assert time.perf_counter() - start < 5
 
 
 def test_a_moderate_alias_expansion_still_loads(tmp_path: Path) -> None:

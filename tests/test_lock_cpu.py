@@ -16,6 +16,9 @@ from collections.abc import Callable, Generator
 import numpy as np
 import pytest
 import simpy
+from conftest import TINY_2NODE, new_machine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.errors import InvariantError
 from simulator.machine.cpu import CPU
@@ -260,3 +263,68 @@ def test_recent_windows_keep_the_last_ones_in_bounded_memory(ml):
     s, e = model[-10]
     assert cpu.irq_delivery_delay(s + 0.5) == e - (s + 0.5)
     assert cpu.irq_delivery_delay(e + 0.5) == 0.0
+
+
+# ---- FIFO order and exact waits, on random programs ----------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.sampled_from([0.0, 5.0, 40.0, 150.0, 600.0]), st.floats(0, 300)),
+        min_size=1,
+        max_size=14,
+    )
+)
+def test_lock_is_fifo_with_exact_waits_on_random_programs(program: list[tuple[int, float, float]]) -> None:
+    """Each CPU runs its critical sections in program order, each `gap` ns after its previous
+    one ends (ties at the same instant included). Then: the lock goes to the CPUs in the order
+    they asked for it; each waits exactly until the previous holder's release; sections never
+    overlap; and the lock word costs a DRAM miss first (local or remote), then nothing when the
+    same CPU takes it again and one transfer at the CPUs' distance when it changes hands."""
+    m = new_machine(TINY_2NODE)
+    lock = SpinLock("test.lock", m.registry.alloc("test.lock", 0))
+    log: list[tuple[int, float, float, float]] = []  # (cpu, asked, got, released)
+
+    def runner(cpu_id: int, sections: list[tuple[float, float]]) -> Generator[simpy.Event, None, None]:
+        cpu = m.cpus[cpu_id]
+        for gap, hold in sections:
+            yield cpu.env.timeout(gap)
+            asked = cpu.now()
+            yield from lock.spin_lock(cpu)
+            got = cpu.now()
+            cpu.spend(hold)
+            lock.spin_unlock(cpu)
+            log.append((cpu_id, asked, got, cpu.now()))
+            yield cpu.sync()
+
+    by_cpu: dict[int, list[tuple[float, float]]] = {}
+    for cpu_id, gap, hold in program:
+        by_cpu.setdefault(cpu_id, []).append((gap, hold))
+    for cpu_id, sections in by_cpu.items():
+        m.env.process(runner(cpu_id, sections))
+    m.env.run()
+
+    log.sort(key=lambda r: r[2])  # in the order the lock was taken
+    assert len(log) == len(program) == lock.acquisitions
+    asked = [r[1] for r in log]
+    assert asked == sorted(asked), "the lock was not handed over in the order it was asked for"
+    waits = []
+    prev_cpu, prev_release = None, 0.0
+    for cpu_id, t_ask, t_got, t_rel in log:
+        wait = max(0.0, prev_release - t_ask)
+        waits.append(wait)
+        if prev_cpu is None:  # the word sits in node 0's memory
+            line = DRAM if m.cpus[cpu_id].node == 0 else 130 - L1_NS
+        elif prev_cpu == cpu_id:
+            line = 0.0
+        else:
+            line = XFER_SAME_LLC if m.cpus[prev_cpu].llc == m.cpus[cpu_id].llc else XFER_CROSS
+        assert t_got == pytest.approx(t_ask + wait + line + HALF_LOCK, abs=1e-6)
+        assert t_got >= prev_release  # no two sections overlap
+        prev_cpu, prev_release = cpu_id, t_rel
+    assert lock.contended == sum(w > 0 for w in waits)
+    assert lock.wait_ns == pytest.approx(sum(waits), abs=1e-6)
+    assert lock.wait_hist.n == len(log) and lock.wait_hist.max == pytest.approx(max(waits), abs=1e-6)
+    assert sum(c.spin_ns for c in m.cpus) == pytest.approx(sum(waits), abs=1e-6)
+    lock.check_released()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,12 +32,10 @@ def test_notebook_runs_headless(path: Path, tmp_path: Path, monkeypatch: pytest.
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     nb = nbformat.read(path, as_version=4)
-    t0 = time.monotonic()
     client = nbclient.NotebookClient(
         nb, timeout=60, kernel_name="pagesim-test", resources={"metadata": {"path": str(path.parent)}}
     )
     client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
-    assert time.monotonic() - t0 < 60
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]

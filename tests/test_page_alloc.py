@@ -3,11 +3,15 @@
 
 Two parts:
 - a hypothesis state machine driving random programs through the real paths on the tiny 2-node
-  machine (four strategies, three free strategies, a balloon pushing zones to their watermarks,
-  CPUs running concurrently), checking after every step that pages are conserved, none is handed
-  out twice, bulk allocations stay on their node and the watermarks decide who gets memory;
+  machine (four strategies, three free strategies, eight GFP masks: zone modifiers, the three
+  pcp migratetypes, atomic and sleeping callers; bulk refills of partly populated arrays under
+  both kernel.bulk_fallback rules; a balloon pushing zones to their watermarks; the reclaim
+  model's kswapd and direct reclaim; CPUs running concurrently), checking after every step that
+  every page is in exactly one place, none is handed out twice, bulk allocations stay on their
+  node, the watermarks decide who gets memory and reclaim frees only what the balloons held;
 - hand-worked cases: pcp refill and drain at batch/high, free_pcppages_bulk's round-robin, the
-  bulk API's edge cases and its IRQ-off window.
+  bulk API's edge cases, the state in which the two bulk_fallback rules differ, and the bulk
+  API's IRQ-off window.
 """
 
 from __future__ import annotations
@@ -20,15 +24,17 @@ from typing import Any
 
 import pytest
 import simpy
-from conftest import TINY_1NODE, TINY_2NODE, new_machine, run_on
+from conftest import SKYLAKE, TINY_1NODE, TINY_2NODE, new_machine, run_on
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from simulator.machine.cpu import CPU
 from simulator.machine.machine import Machine
+from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm import buddy
 from simulator.mm.balloon import balloon_deflate, balloon_inflate
-from simulator.mm.gfp import GFP_ATOMIC, GFP_KERNEL, Gfp
+from simulator.mm.gfp import GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT, Gfp
 from simulator.mm.mmzone import (
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
@@ -52,11 +58,14 @@ from simulator.mm.strategies import (
     alloc_attempt,
     free_attempt,
 )
+from simulator.mm.vmscan import Reclaim
 from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
 from simulator.mm.zone import Zone
 from simulator.mm.zone_setup import pcp_high_and_batch
+from simulator.workloads.nfs import GFP_HIGHUSER_MOVABLE
 
 BULK_STRATEGIES = ("bulk_list", "bulk_array", "pagevec")
+alloc_pages_bulk = __alloc_pages_bulk  # no __ name inside a class body (name mangling)
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -140,21 +149,109 @@ def test_tiny_machines_boot_with_the_kernel_pcp_numbers():
 # ---- the state machine ----------------------------------------------------------------------------
 
 
+# a GFP mask per thing the allocator reads: zone modifiers, migratetypes, HIGH/ATOMIC, reclaim
+GFP_DMA = Gfp("GFP_KERNEL|GFP_DMA", False, False, True, True, highest_zoneidx=ZONE_DMA)
+GFP_DMA32 = Gfp("GFP_KERNEL|__GFP_DMA32", False, False, True, True, highest_zoneidx=ZONE_DMA32)
+GFP_RECLAIMABLE = Gfp("GFP_KERNEL|__GFP_RECLAIMABLE", False, False, True, True, MIGRATE_RECLAIMABLE)
+GFP_ATOMIC_MOVABLE = Gfp("GFP_ATOMIC|__GFP_MOVABLE", True, True, False, True, MIGRATE_MOVABLE)
+GFPS = [
+    GFP_ATOMIC,
+    GFP_KERNEL,
+    GFP_NOWAIT,
+    GFP_HIGHUSER_MOVABLE,
+    GFP_DMA,
+    GFP_DMA32,
+    GFP_RECLAIMABLE,
+    GFP_ATOMIC_MOVABLE,
+]
+
+
 class AllocatorMachine(RuleBasedStateMachine):
-    """Random programs of (cpu, action) on tiny-2node, through the real allocator paths."""
+    """Random programs of (cpu, action) on tiny-2node, through the real allocator paths.
+
+    Booted with either kernel.bulk_fallback rule, and with or without the reclaim model (kswapd
+    per node and direct reclaim, reclaiming the balloons): with it, every action holds its CPU's
+    run queue slot, as kswapd does."""
 
     def __init__(self) -> None:
         super().__init__()
         self.m: Machine | None = None
         self.bufs: list[CallerBuffers] = []
         self.held: set[int] = set()
+        self.rq: RunQueues | None = None
+        self.reclaim: Reclaim | None = None
 
-    @initialize(prep=st.sampled_from(["irq_off", "second_pass"]), debug_list=st.booleans())
-    def boot(self, prep: str, debug_list: bool) -> None:
-        self.m = new_machine(TINY_2NODE, prep_new_page=prep, debug_list=debug_list)
+    @initialize(
+        prep=st.sampled_from(["irq_off", "second_pass"]),
+        debug_list=st.booleans(),
+        fallback=st.sampled_from(["nr_populated", "nr_account"]),
+        reclaim=st.booleans(),
+    )
+    def boot(self, prep: str, debug_list: bool, fallback: str, reclaim: bool) -> None:
+        self.m = new_machine(TINY_2NODE, prep_new_page=prep, debug_list=debug_list, bulk_fallback=fallback)
         self.bufs = [CallerBuffers.create(self.m, f"test.cpu{c.id}", c.node, 300) for c in self.m.cpus]
+        if reclaim:
+            self.rq = RunQueues(self.m.env, self.m.cpus)
+            kswapd_cpus = {
+                n.node_id: [c for c in self.m.cpus if c.node == n.node_id][-1] for n in self.m.nodes
+            }
+            self.reclaim = Reclaim(self.m, self.rq, kswapd_cpus, 600.0)
+
+    def _on_cpu(self, cpu: CPU, gen: Generator[simpy.Event, None, Any]) -> Generator[simpy.Event, None, Any]:
+        """A kernel path in a context that holds `cpu` (when the reclaim model shares the CPUs)."""
+        if self.rq is not None:
+            yield from self.rq.acquire(cpu, THREAD)
+        value = yield from gen
+        if self.rq is not None:
+            yield from self.rq.release(cpu)
+        return value
+
+    def _run(self, cpu: CPU, gen: Generator[simpy.Event, None, Any]) -> Any:
+        """Run to the end of everything it sets off: kswapd included."""
+        before = self._reclaim_books()
+        value = run_on(cpu, self._on_cpu(cpu, gen))
+        self._check_reclaim_books(before)
+        return value
+
+    def _reclaim_books(self) -> tuple[int, int, int, int]:
+        m = self.m
+        assert m is not None
+        rs = self.reclaim.stats if self.reclaim else None
+        return (
+            sum(z.balloon_pages for z in m.zones),
+            (rs.kswapd_reclaimed + rs.direct_reclaimed) if rs else 0,
+            rs.kswapd_wakeups if rs else 0,
+            rs.kswapd_reclaimed if rs else 0,
+        )
+
+    def _check_reclaim_books(self, before: tuple[int, int, int, int]) -> None:
+        """Every page reclaim frees leaves a balloon (and nothing else empties one during an
+        action); kswapd only reclaims after a wake-up."""
+        balloon, reclaimed, wakeups, by_kswapd = before
+        now = self._reclaim_books()
+        assert balloon - now[0] == now[1] - reclaimed
+        if now[2] == wakeups:
+            assert now[3] == by_kswapd, "kswapd reclaimed without being woken"
 
     # -- actions --
+
+    def _pre(self, cpu: int, gfp: Gfp, nid: int) -> dict[str, Any]:
+        m = self.m
+        assert m is not None
+        zl = zonelist(m, nid, gfp)
+        return {
+            "blocked": not any(passes_min(z, gfp) for z in zl),
+            "possible": any(
+                passes_min(z, gfp)
+                and (z.free_area.nr_free_pages > 0 or bool(z.pcp[cpu].lists[gfp.migratetype]))
+                for z in zl
+            ),
+            # direct reclaim may free pages of the preferred node even when every zone is blocked
+            "reclaimable": bool(
+                self.reclaim is not None and gfp.direct_reclaim and self.reclaim.reclaimable(zl[0].node)
+            ),
+            "direct_reclaims": self.reclaim.stats.direct_reclaims if self.reclaim else 0,
+        }
 
     def _check_allocation(
         self, cpu: int, strategy: str, gfp: Gfp, nid: int, n: int, got: list[int], pre: dict[str, Any]
@@ -170,19 +267,27 @@ class AllocatorMachine(RuleBasedStateMachine):
         slots = self.bufs[cpu].array.slots
         assert slots[: len(got)] == got
         assert all(s is None for s in slots[len(got) : n])
-        # watermarks: below the gfp's lowest mark everywhere, nothing; above it somewhere, something
-        if pre["blocked"]:
+        # watermarks: below the gfp's lowest mark everywhere, nothing (unless direct reclaim
+        # frees some); above it somewhere, something
+        if pre["blocked"] and not pre["reclaimable"]:
             event(f"{gfp.name} below min everywhere")
             assert got == [], f"{gfp.name} allocated below every zone's min watermark"
+        if pre["blocked"] and pre["reclaimable"] and got:
+            event("direct reclaim got pages below min")
         if not pre["blocked"] and not pre["possible"]:
             event("watermark passes but no pages")
         if len(got) < n:
             event(f"{strategy}: short")
         if pre["possible"]:
             assert got, f"{gfp.name} got nothing although a zone passes its watermark and has pages"
-        # bulk is local only: a remote page can only be the one page of the single-page fallback
+        # only a caller that may sleep reclaims
+        if self.reclaim is not None and not gfp.direct_reclaim:
+            assert self.reclaim.stats.direct_reclaims == pre["direct_reclaims"]
+        # bulk is local only (to the preferred zone's node): a remote page can only be the one
+        # page of the single-page fallback
         if strategy in BULK_STRATEGIES:
-            remote = [p for p, z in zip(got, zones) if z.node != nid]
+            home = zonelist(m, nid, gfp)[0].node
+            remote = [p for p, z in zip(got, zones) if z.node != home]
             assert len(remote) <= 1, f"{strategy} returned {len(remote)} remote pages"
             if remote:
                 event(f"{strategy}: remote fallback page")
@@ -194,7 +299,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         cpu=st.integers(0, 3),
         strategy=st.sampled_from(STRATEGIES),
         n=st.integers(1, 300),
-        gfp=st.sampled_from([GFP_ATOMIC, GFP_KERNEL]),
+        gfp=st.sampled_from(GFPS),
         nid=st.integers(0, 1),
     )
     def alloc(self, cpu: int, strategy: str, n: int, gfp: Gfp, nid: int) -> None:
@@ -203,24 +308,56 @@ class AllocatorMachine(RuleBasedStateMachine):
         c = m.cpus[cpu]
         buf = self.bufs[cpu]
         buf.array.slots[:] = [None] * len(buf.array.slots)
-        zl = zonelist(m, nid, gfp)
-        pre = {
-            "blocked": not any(passes_min(z, gfp) for z in zl),
-            "possible": any(
-                passes_min(z, gfp)
-                and (z.free_area.nr_free_pages > 0 or bool(z.pcp[cpu].lists[gfp.migratetype]))
-                for z in zl
-            ),
-        }
+        pre = self._pre(cpu, gfp, nid)
         before = dataclasses.replace(m.stats)
-        got = run_on(c, alloc_attempt(c, strategy, gfp, nid, n, buf))
+        got = self._run(c, alloc_attempt(c, strategy, gfp, nid, n, buf))
         self._check_allocation(cpu, strategy, gfp, nid, n, got, pre)
-        # statistics count pages: NUMA misses against the preferred node, remote against the CPU's
+        # statistics count pages: NUMA misses against the preferred zone's node (the first zone
+        # of the zonelist the gfp may use: node 0's DMA for a GFP_DMA caller on node 1),
+        # remote against the CPU's
         nodes = [m.page_zone(p).node for p in got]
+        home = zonelist(m, nid, gfp)[0].node
         assert m.stats.pages_allocated - before.pages_allocated == len(got)
-        assert m.stats.numa_miss - before.numa_miss == sum(nd != nid for nd in nodes)
-        assert m.stats.numa_hit - before.numa_hit == sum(nd == nid for nd in nodes)
+        assert m.stats.numa_miss - before.numa_miss == sum(nd != home for nd in nodes)
+        assert m.stats.numa_hit - before.numa_hit == sum(nd == home for nd in nodes)
         assert m.stats.remote_node_allocs - before.remote_node_allocs == sum(nd != c.node for nd in nodes)
+        self.held.update(got)
+
+    @precondition(lambda self: bool(self.held))
+    @rule(
+        cpu=st.integers(0, 3),
+        keep=st.integers(1, 8),
+        holes=st.integers(1, 120),
+        gfp=st.sampled_from(GFPS),
+        nid=st.integers(0, 1),
+    )
+    def refill(self, cpu: int, keep: int, holes: int, gfp: Gfp, nid: int) -> None:
+        """alloc_pages_bulk_array() into an array whose first entries hold pages, as nfsd
+        refills rq_pages: only the NULL entries are filled, from the first one on; the return
+        value counts the populated prefix. Under 5.13's rule a call that got no page from its
+        pcp loop returns without any (bulk_empty); under the fix it never does, so a caller with
+        memory to be had always gets a page."""
+        m = self.m
+        assert m is not None
+        c = m.cpus[cpu]
+        kept = sorted(self.held)[:keep]
+        arr = PageArray([*kept, *[None] * holes], self.bufs[cpu].array.line_base)
+        pre = self._pre(cpu, gfp, nid)
+        empty = m.stats.bulk_empty
+        n = self._run(c, alloc_pages_bulk(c, gfp, nid, None, len(arr.slots), page_array=arr))
+        got = [p for p in arr.slots[len(kept) :] if p is not None]
+        assert arr.slots[: len(kept)] == kept
+        assert arr.slots[len(kept) : len(kept) + len(got)] == got, "filled with a gap"
+        assert n == len(kept) + len(got)
+        assert len(set(got)) == len(got) and not set(got) & self.held
+        assert all(managed_zone(m, p).zone_idx <= gfp.highest_zoneidx for p in got)
+        if m.stats.bulk_empty > empty:
+            event("bulk call returned empty-handed (5.13's rule)")
+            assert m.kconfig.bulk_fallback == "nr_populated" and got == []
+        if pre["possible"] and m.kconfig.bulk_fallback == "nr_account":
+            assert got, "the fixed rule always tries for one page"
+        if pre["blocked"] and not pre["reclaimable"]:
+            assert got == []
         self.held.update(got)
 
     @precondition(lambda self: bool(self.held))
@@ -237,15 +374,19 @@ class AllocatorMachine(RuleBasedStateMachine):
         held = sorted(self.held)
         pages = random.Random(seed).sample(held, math.ceil(len(held) * fraction / 4))
         counts = {z.scope: [p.count for p in z.pcp] for z in m.zones}
-        run_on(c, free_attempt(c, how, pages, self.bufs[cpu]))
+        self._run(c, free_attempt(c, how, pages, self.bufs[cpu]))
         self.held.difference_update(pages)
         if how == "free_pages_bulk":
             # the seed's free_pages_bulk goes straight to the buddy: no pcp list changes
             assert counts == {z.scope: [p.count for p in z.pcp] for z in m.zones}
         else:
+            # a free that brings count to high drains a batch: frees never take a pcp past
+            # high - 1, nor past where it already was (refills of three lists can have put it
+            # above high, up to machine.pcp_count_max)
             for z in {m.page_zone(p) for p in pages}:
                 pcp = z.pcp[cpu]
-                assert pcp.count <= pcp.high, f"{pcp.scope}: {pcp.count} > high {pcp.high} after a free"
+                before = counts[z.scope][cpu]
+                assert pcp.count <= max(before, pcp.high - 1), f"{pcp.scope}: {before} -> {pcp.count}"
             for z in m.zones:  # other CPUs' lists are never touched
                 for p in z.pcp:
                     if p.cpu != cpu:
@@ -290,8 +431,9 @@ class AllocatorMachine(RuleBasedStateMachine):
         n=st.integers(1, 200),
         nid=st.integers(0, 1),
         how=st.sampled_from(FREE_STRATEGIES),
+        gfp=st.sampled_from([GFP_ATOMIC, GFP_KERNEL, GFP_HIGHUSER_MOVABLE]),
     )
-    def concurrent(self, cpus: list[int], strategy: str, n: int, nid: int, how: str) -> None:
+    def concurrent(self, cpus: list[int], strategy: str, n: int, nid: int, how: str, gfp: Gfp) -> None:
         """CPUs allocate at the same simulated time (contending for zone->lock), free half."""
         m = self.m
         assert m is not None
@@ -301,16 +443,22 @@ class AllocatorMachine(RuleBasedStateMachine):
             c = m.cpus[cpu_id]
             buf = self.bufs[cpu_id]
             buf.array.slots[:] = [None] * len(buf.array.slots)
-            got = yield from alloc_attempt(c, strategy, GFP_ATOMIC, nid, n, buf)
-            yield c.sync()
-            yield from free_attempt(c, how, got[::2], buf)
-            yield c.sync()
-            results[cpu_id] = got
+
+            def work() -> Generator[simpy.Event, None, None]:
+                got = yield from alloc_attempt(c, strategy, gfp, nid, n, buf)
+                yield c.sync()
+                yield from free_attempt(c, how, got[::2], buf)
+                yield c.sync()
+                results[cpu_id] = got
+
+            yield from self._on_cpu(c, work())
 
         contended = sum(z.lock.contended for z in m.zones)
+        before = self._reclaim_books()
         for cpu_id in cpus:
             m.env.process(worker(cpu_id))
         m.env.run()
+        self._check_reclaim_books(before)
         assert set(results) == set(cpus)
         if sum(z.lock.contended for z in m.zones) > contended:
             event("zone->lock contended")
@@ -328,7 +476,9 @@ class AllocatorMachine(RuleBasedStateMachine):
         m = self.m
         if m is None:
             return
-        m.check_invariants()  # conservation per zone, pcp counts, NR_FREE_PAGES, locks, IRQs
+        # conservation per zone, every page in exactly one place, pcp counts, NR_FREE_PAGES,
+        # locks, IRQs
+        m.check_invariants()
         assert m.allocated == self.held
         assert m.stats.pages_allocated - m.stats.pages_freed == len(self.held)
         assert m.stats.numa_hit + m.stats.numa_miss == m.stats.pages_allocated
@@ -338,14 +488,19 @@ class AllocatorMachine(RuleBasedStateMachine):
             assert z.free_area.nr_free_pages >= 0 and z.balloon_pages >= 0
         for c in m.cpus:
             assert c.pending == 0 and not c.irqs_disabled
+        if self.rq is not None:
+            assert not any(self.rq.held(c) for c in m.cpus)
 
     def teardown(self) -> None:
         m = self.m
         if m is None:
             return
         # give everything back: every page returns to its zone
-        run_on(m.cpus[0], free_attempt(m.cpus[0], "one_by_one", sorted(self.held), self.bufs[0]))
+        self._run(m.cpus[0], free_attempt(m.cpus[0], "one_by_one", sorted(self.held), self.bufs[0]))
         self.held.clear()
+        if self.reclaim is not None:
+            self.reclaim.stop()
+            m.env.run()
         for z in m.zones:
             balloon_deflate(z, z.balloon_pages)
         m.check_invariants()
@@ -604,6 +759,58 @@ def test_bulk_array_short_fill_returns_the_index_of_the_first_unfilled_hole():
     assert arr.slots[5:] == [None, None, None]
     assert n == 5  # entries 0-4 are populated; the loop stopped at hole 5
     z.vm_stat[NR_FREE_PAGES] -= 100_000
+    m.check_invariants()
+
+
+@pytest.mark.parametrize("rule", ["nr_populated", "nr_account"])
+def test_bulk_fallback_rules_differ_when_vmstat_drift_hides_an_empty_zone(rule):
+    """The state where kernel.bulk_fallback matters: the preferred zone passes the bulk
+    watermark (low + nr_pages) but its buddy is empty, so the pcp loop gets no page.
+
+    It arises from vmstat drift, which the watermark check does not fold: on skylake-sp-2s
+    (56 CPUs) DMA32's stat_threshold is 72 and its pcp batch 63, so a CPU's refill leaves its
+    -63 as a per-CPU delta. 21 CPUs that each refilled once from a DMA32 holding exactly their
+    21 x 63 pages leave its buddy empty and zone_page_state() at 1323, above low 959 + 10.
+    cpu0 (its DMA32 list empty) then bulk-allocates into an array whose first two entries hold
+    pages:
+    - 5.13 ("nr_populated"): nothing was allocated, but two entries are populated, so no
+      single-page fallback: the call returns 2 with no new page (the nfsd hang of bugzilla
+      216007: the caller sleeps and retries the same way);
+    - the fix ("nr_account"): this call allocated nothing, so it takes the single-page path,
+      whose zonelist goes on to ZONE_DMA (free 4095 > low 4 + protection 3056): one page, the
+      DMA zone's first (pfn 1: its pageblock starts below the zone, so it is Unmovable)."""
+    m = new_machine(SKYLAKE, bulk_fallback=rule)
+    dma32 = m.nodes[0].zone(ZONE_DMA32)
+    dma = m.nodes[0].zone(ZONE_DMA)
+    assert dma32 is not None and dma is not None
+    assert (dma32.low_wmark, dma32.stat_threshold, dma32.pcp[0].batch) == (959, 72, 63)
+    assert (dma.low_wmark, dma.lowmem_reserve[ZONE_DMA32], dma.managed) == (4, 3056, 4095)
+    refillers = m.cpus[35:56]
+    held = [run_on(refillers[0], alloc_pages_node(refillers[0], GFP_DMA32, 0)) for _ in range(2)]
+    balloon_inflate(dma32, dma32.free_area.nr_free_pages - 20 * 63)  # what the other 20 take
+    got = {run_on(c, alloc_pages_node(c, GFP_DMA32, 0)) for c in refillers[1:]}
+    assert dma32.free_area.nr_free_pages == 0
+    assert [d[NR_FREE_PAGES] for d in dma32.vm_stat_diff[35:]] == [-63] * 21
+    assert zone_page_state(dma32, NR_FREE_PAGES) == 21 * 63 == 1323
+
+    cpu = m.cpus[0]
+    arr = PageArray([*held, *[None] * 8], m.registry.alloc("test.array", 0, 2))
+    n = run_on(cpu, __alloc_pages_bulk(cpu, GFP_DMA32, 0, None, 10, page_array=arr))
+    assert cpu.irq_windows["__alloc_pages_bulk"].n == 1
+    assert m.stats.bulk_pages == 0 and m.stats.slowpath == 0
+    if rule == "nr_populated":
+        assert n == 2 and arr.slots == [*held, *[None] * 8]
+        assert (dma32.pcp[0].refills, dma32.pcp[0].refilled_pages) == (1, 0)  # the loop's refill
+        assert (m.stats.bulk_empty, m.stats.bulk_fallback_single) == (1, 0)
+        assert m.allocated == set(held) | got
+    else:
+        assert n == 3 and arr.slots == [*held, 1, *[None] * 7]
+        # the single-page path tries DMA32 first (its refill finds nothing too), then DMA
+        assert (dma32.pcp[0].refills, dma32.pcp[0].refilled_pages) == (2, 0)
+        assert (dma.pcp[0].refills, dma.pcp[0].refilled_pages) == (1, 1)
+        assert m.page_zone(1) is dma
+        assert (m.stats.bulk_empty, m.stats.bulk_fallback_single) == (0, 1)
+        assert m.allocated == set(held) | got | {1}
     m.check_invariants()
 
 

@@ -11,6 +11,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 import simpy
@@ -22,6 +23,7 @@ from simulator.kernels import KernelConfig
 from simulator.machine.cache import CacheModel, LineRegistry
 from simulator.machine.cpu import CPU
 from simulator.mm import buddy
+from simulator.mm.mmzone import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES
 from simulator.mm.page_alloc import check_pcp_consistent
 from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state_snapshot
 from simulator.mm.zone import Node, Zone, build_zonelists
@@ -151,8 +153,11 @@ class Machine:
             buddy.check_invariants(z.free_area)
             for p in z.pcp:
                 check_pcp_consistent(p)
-                if p.count < 0 or p.count > p.high + p.batch:
-                    raise InvariantError(f"{p.scope}: count {p.count} outside [0, high+batch]")
+                most = pcp_count_max(p.high, p.batch)
+                if p.count < 0 or p.count > most:
+                    raise InvariantError(
+                        f"{p.scope}: count {p.count} outside [0, {most}] (high {p.high}, batch {p.batch})"
+                    )
             free = z.free_area.nr_free_pages
             on_pcp = z.pcp_pages()
             held = alloc_by_zone.get(i, 0)
@@ -168,6 +173,114 @@ class Machine:
             z.lock.check_released()
         for c in self.cpus:
             c.check_quiescent()
+        self.check_page_placement()
+
+    def check_page_placement(self) -> None:
+        """Every managed page of every zone is in exactly one place: a free block of the zone's
+        buddy, one CPU's pcp list of that zone, handed out (allocated), or the zone's balloon;
+        and no place holds a page of another zone, or one the zone does not manage.
+
+        The counts (check_invariants) miss a page in two places plus a page in none; this does
+        not. Each place is a set of pfn intervals (a free block or the lazy order-10 range is one
+        interval), sorted and swept with numpy: the cost follows the blocks and pages held, never
+        the zone's size."""
+        problems: list[str] = []
+        alloc = np.fromiter(self.allocated, dtype=np.int64, count=len(self.allocated))
+        alloc.sort()
+        # handed-out pages that are no zone's managed page
+        zi = np.searchsorted(self._zone_starts, alloc, side="right") - 1
+        managed_end = np.array([z.start_pfn + z.managed for z in self.zones], dtype=np.int64)
+        stray = alloc[(zi < 0) | (alloc >= managed_end[np.maximum(zi, 0)])]
+        if len(stray):
+            problems.append(f"allocated pfns {stray[:8].tolist()} are no zone's managed pages")
+        for z in self.zones:
+            problems += _zone_placement(z, alloc, self)
+        if problems:
+            shown = "; ".join(problems[:10])
+            more = f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""
+            raise InvariantError(f"pages misplaced: {shown}{more}")
+
+
+def pcp_count_max(high: int, batch: int) -> int:
+    """The most pages a pcp can hold, in 5.12's rules: a free that brings count to high drains
+    a batch, so frees alone stop at high - 1; but rmqueue_bulk refills a list whenever that list
+    is empty, whatever the count, and the allocation takes one page at once. So one list can
+    hold high - 1 and each of the other two batch - 1 (checked exhaustively over the reachable
+    states for (high, batch) = (42, 7), (84, 14), (12, 3), (6, 1), (0, 1))."""
+    return max(high - 1, 0) + (MIGRATE_PCPTYPES - 1) * (batch - 1)
+
+
+def _zone_placement(z: Zone, alloc: np.ndarray, m: Machine) -> list[str]:
+    """check_page_placement() for one zone; `alloc` is every allocated pfn, sorted."""
+    start, end = z.start_pfn, z.start_pfn + z.managed
+    names: list[str] = []
+    los: list[np.ndarray] = []
+    his: list[np.ndarray] = []
+    pcp_ids: list[int] = []  # places that are pcp lists (their foreign pages are named apart)
+    problems: list[str] = []
+
+    def place(name: str, lo: np.ndarray, hi: np.ndarray) -> None:
+        names.append(name)
+        los.append(lo)
+        his.append(hi)
+
+    place("buddy", *buddy.free_intervals(z.free_area))
+    for p in z.pcp:
+        for mt, lst in enumerate(p.lists):
+            if not lst:
+                continue
+            pf = np.fromiter(lst, dtype=np.int64, count=len(lst))
+            foreign = pf[(pf < start) | (pf >= end)]
+            for pfn in foreign[:4].tolist():
+                try:
+                    owner = m.page_zone(pfn).scope
+                except InvariantError:
+                    owner = "no zone"
+                problems.append(f"pfn {pfn} on {p.scope}'s {MIGRATETYPE_NAMES[mt]} list is a page of {owner}")
+            pcp_ids.append(len(names))
+            place(f"pcp.cpu{p.cpu} {MIGRATETYPE_NAMES[mt]} list", pf, pf + 1)
+    held = alloc[np.searchsorted(alloc, start) : np.searchsorted(alloc, end)]
+    place("allocated", held, held + 1)
+    if z.balloon:
+        flat = chain.from_iterable(z.balloon)
+        b = np.fromiter(flat, dtype=np.int64, count=2 * len(z.balloon)).reshape(-1, 2)
+        place("balloon", b[:, 0], b[:, 0] + (np.int64(1) << b[:, 1]))
+    lo = np.concatenate(los)
+    hi = np.concatenate(his)
+    pid = np.repeat(np.arange(len(names)), [len(x) for x in los])
+    out = (lo < start) | (hi > end)
+    if out.any():
+        # pcp pages of another zone are named above; anything else outside: a block or page
+        # beyond the managed part (the reserved tail) or the zone's span
+        for j in np.nonzero(out & ~np.isin(pid, pcp_ids))[0][:4].tolist():
+            problems.append(
+                f"{z.scope}: {names[pid[j]]} holds pfns [{lo[j]}, {hi[j]}) outside its managed"
+                f" pages [{start}, {end})"
+            )
+        keep = ~out
+        lo, hi, pid = lo[keep], hi[keep], pid[keep]
+    order = np.argsort(lo, kind="stable")
+    lo, hi, pid = lo[order], hi[order], pid[order]
+    if len(lo):
+        reach = np.maximum.accumulate(hi)
+        # a pfn in two places: an interval starting before the ones before it have ended
+        for j in (np.nonzero(lo[1:] < reach[:-1])[0] + 1)[:4].tolist():
+            pfn = int(lo[j])
+            holders = pid[(lo <= pfn) & (pfn < hi)]
+            where = Counter(names[k] for k in holders.tolist())
+            listed = ", ".join(n if c == 1 else f"{n} ({c} times)" for n, c in where.items())
+            problems.append(f"{z.scope}: pfn {pfn} is in {len(holders)} places: {listed}")
+        # pfns in no place: before the first interval, between the merged ones, after the last
+        gap_lo = np.concatenate(([start], reach))
+        gap_hi = np.concatenate((lo, [end]))
+    else:
+        gap_lo = np.array([start], dtype=np.int64)
+        gap_hi = np.array([end], dtype=np.int64)
+    for j in np.nonzero(gap_lo < gap_hi)[0][:4].tolist():
+        a, b = int(gap_lo[j]), int(gap_hi[j])
+        what = f"pfn {a} is" if b - a == 1 else f"pfns [{a}, {b}) are"
+        problems.append(f"{z.scope}: {what} in no place (lost)")
+    return problems
 
 
 def build_machine(

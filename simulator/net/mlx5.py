@@ -45,6 +45,9 @@ MLX5_MPWRQ_PAGES_PER_WQE = 64  # KF §5: striding RQ, 64 pages per WQE (one pack
 MLX5E_CACHE_SIZE = 4 * MLX5_MPWRQ_PAGES_PER_WQE  # en.h: 4 * roundup_pow_of_two(pages per WQE) = 256
 MLX5E_DMA_INFO_SIZE = 16  # struct mlx5e_dma_info: dma_addr_t + struct page *
 NAPI_POLL_WEIGHT = 64  # KF §5
+# mlx5e_poll_rx_cq() prices a poll whose every frame is redirected and fits veth's ring in one
+# step; the per-frame loop computes the same (tests/test_net_paths.py turns this off to compare).
+REDIRECT_FAST_PATH = True
 RQ_SIZE_DEFAULT = 1024  # KF §5: default RQ of 1024 frames
 
 # Lines a packet touches outside the allocator that are new to its CPU's caches, so they age the
@@ -419,7 +422,7 @@ def mlx5e_poll_rx_cq(
     cpu.machine.cache.advance(cpu.id, lines)
     bq: list[Frame] = []
     redirected = 0
-    if not rq.recycle and len(vrq.ring) + n <= vrq.ring_size:
+    if REDIRECT_FAST_PATH and not rq.recycle and len(vrq.ring) + n <= vrq.ring_size:
         # every frame is redirected and fits veth's ring: the loop below, without a drop
         pool = rq.pool
         cq = rq.cq

@@ -259,6 +259,21 @@ def apply_pressure(m: Machine, mem: Memory) -> dict[str, int]:
     return held
 
 
+def request_kind_cdf(mix: list[RequestKind]) -> np.ndarray:
+    """The mix's cumulative weights, normalised as Generator.choice() normalises p."""
+    weights = np.array([k.weight for k in mix], dtype=float)
+    weights /= weights.sum()
+    cdf = weights.cumsum()
+    cdf /= cdf[-1]
+    return cdf
+
+
+def draw_request_kind(cdf: np.ndarray, rng: np.random.Generator) -> int:
+    """A request's kind: Generator.choice(len(mix), p=weights)'s draw, one uniform through the
+    cumulative weights (tests/test_nfs.py checks the two agree), without choice()'s checks of p."""
+    return int(cdf.searchsorted(rng.random(), side="right"))
+
+
 class Figures:
     """The run's own counters besides the sunrpc ones."""
 
@@ -306,10 +321,7 @@ def run(ctx: PointContext) -> dict[str, float]:
         return pool[int(rng_free.integers(len(pool)))]
 
     mix = p.mix
-    weights = np.array([k.weight for k in mix], dtype=float)
-    weights /= weights.sum()
-    cdf = weights.cumsum()
-    cdf /= cdf[-1]
+    cdf = request_kind_cdf(mix)
     per_packet = (
         p.service.per_wire_packet if p.service.per_wire_packet is not None else derive_wire_packet_ns(m.hw)[0]
     )
@@ -361,9 +373,7 @@ def run(ctx: PointContext) -> dict[str, float]:
     pools = [pool for pool in serv.pools if pool.all_threads]  # pernode: the nodes with threads
 
     def issue() -> None:
-        # Generator.choice(len(mix), p=weights)'s draw: one uniform through the cumulative
-        # weights (tests/test_nfs.py checks the two agree), without choice()'s checks of p
-        kind = int(cdf.searchsorted(rng_clients.random(), side="right"))
+        kind = draw_request_kind(cdf, rng_clients)
         pages, service_ns, lines = kinds[kind]
         req = Request(fig.requests, kind, env.now, pages, service_ns, lines, serv.in_window(env.now))
         fig.requests += 1
