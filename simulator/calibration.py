@@ -104,7 +104,8 @@ class CheckCounts(_Strict):
 class Replayed(_Strict):
     """What the replay of the profiled run measured (written by the calibration step)."""
 
-    stalls_ns_per_packet: dict[str, float] = Field(default_factory=dict)
+    stalls_ns_per_packet: dict[str, float] = Field(default_factory=dict)  # data-side line stalls
+    frontend_ns_per_packet: dict[str, float] = Field(default_factory=dict)  # instruction-side stalls
     list_ops_per_packet: dict[str, float] = Field(default_factory=dict)
     record: dict[str, Any] = Field(default_factory=dict)
 
@@ -233,7 +234,8 @@ def derive(
     per_packet = 1e9 / cal.reference.packets_per_second
     self_ns = {f: cal.self_percent[f] / 100.0 * per_packet for f in PROFILED}
     stalls = cal.replayed.stalls_ns_per_packet if cal.replayed else {}
-    work_ns = {f: self_ns[f] - stalls.get(f, 0.0) for f in ALLOCATOR_FUNCTIONS}
+    fetch = cal.replayed.frontend_ns_per_packet if cal.replayed else {}
+    work_ns = {f: self_ns[f] - stalls.get(f, 0.0) - fetch.get(f, 0.0) for f in ALLOCATOR_FUNCTIONS}
     scale = cal.reference.clock / hw.cpu.clock
     o = cal.ops
     rq_ops = o.rmqueue.per_page + o.rmqueue.per_call + o.rmqueue.statistics

@@ -202,6 +202,36 @@ class KernelCosts(_Strict):
     indirect_call: Cost
 
 
+class UopCache(_Strict):
+    uops: int = Field(ge=1, le=1 << 20, description="decoded uops it holds")
+    coverage: Bytes = Field(description="code bytes it covers (its 32-byte windows)")
+    switch_penalty: Cost = Field(description="a miss: the legacy decode pipeline, per 32-byte window")
+
+
+class Btb(_Strict):
+    entries: int = Field(ge=1, le=1 << 20, description="branch targets it holds")
+    miss_penalty: Cost = Field(description="a taken branch it does not hold: the front-end resteer")
+
+
+class FrontEndSpecYaml(_Strict):
+    """The instruction side of a core (simulator/machine/frontend.py)."""
+
+    l1i: Bytes = Field(description="L1 instruction cache size")
+    uop_cache: UopCache
+    btb: Btb
+    ifetch_overlap: float = Field(
+        ge=1, le=64, description="L1i misses the fetch unit has in flight at once (next-line prefetch)"
+    )
+
+    @field_validator("l1i")
+    @classmethod
+    def _size(cls, v: int) -> int:
+        lo, hi = CACHE_BYTES
+        if not lo <= v <= hi:
+            raise ValueError(f"expected a cache size from {format_bytes(lo)} to {format_bytes(hi)}")
+        return v
+
+
 class Hardware(_Strict):
     """One machine, as described by a hardware/*.yaml file."""
 
@@ -213,6 +243,7 @@ class Hardware(_Strict):
     memory: MemorySpec
     coherence: Coherence
     kernel_costs: KernelCosts
+    frontend: FrontEndSpecYaml
     calibration: str = Field(description="calibration file, relative to this hardware file")
     # Filled in by load_hardware, not read from YAML.
     path: str = Field(default="", exclude=True)

@@ -65,6 +65,18 @@ class ProfilingCPU(CPU):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stalls: dict[str, float] = defaultdict(float)
+        self.fetch_stalls: dict[str, float] = defaultdict(float)
+
+    def observe_frontend(self) -> None:
+        """Put each code region's front-end stall under the profiled function it is."""
+        assert self.frontend is not None
+
+        def seen(region: str, ns: float) -> None:
+            name = PROFILED_OF.get(region)
+            if name is not None:
+                self.fetch_stalls[name] += ns
+
+        self.frontend.observer = seen
 
     def _attribute(self, ns: float) -> None:
         f = sys._getframe(2)
@@ -95,17 +107,23 @@ def replay(sc: Scenario, point: Point) -> tuple[Replayed, dict[str, Any]]:
     ctx = PointContext(m, sc.model, sc.params, point)
     cpu = m.cpus[0]
     assert isinstance(cpu, ProfilingCPU)
+    cpu.observe_frontend()
     at_warmup: dict[str, float] = {}
+    fetch_at_warmup: dict[str, float] = {}
 
     def snapshot() -> Generator[simpy.Event, None, None]:
         yield env.timeout(sc.model.warmup)
         at_warmup.update(cpu.stalls)
+        fetch_at_warmup.update(cpu.fetch_stalls)
 
     env.process(snapshot())
     figures = WORKLOADS[sc.model.workload].run(ctx)
     m.check_invariants()
     packets = int(figures["packets"])
     stalls = {f: (cpu.stalls.get(f, 0.0) - at_warmup.get(f, 0.0)) / packets for f in ALLOCATOR_FUNCTIONS}
+    fetch = {
+        f: (cpu.fetch_stalls.get(f, 0.0) - fetch_at_warmup.get(f, 0.0)) / packets for f in ALLOCATOR_FUNCTIONS
+    }
     events = _pcp_events(m)  # the workload's measurement window zeroed them at the warm-up
     record = {
         "date": datetime.date.today().isoformat(),
@@ -118,7 +136,10 @@ def replay(sc: Scenario, point: Point) -> tuple[Replayed, dict[str, Any]]:
         "pcp_refills_and_drains": events,
     }
     lists = {"__list_add_valid": 1.0, "__list_del_entry_valid": 1.0} if events == 0 else {}
-    return Replayed(stalls_ns_per_packet=stalls, list_ops_per_packet=lists, record=record), figures
+    replayed = Replayed(
+        stalls_ns_per_packet=stalls, frontend_ns_per_packet=fetch, list_ops_per_packet=lists, record=record
+    )
+    return replayed, figures
 
 
 def _pcp_events(m: Any) -> int:
@@ -135,6 +156,7 @@ def write_replayed(path: Path, replayed: Replayed) -> None:
     if not head.endswith("\n"):
         head += "\n"
     doc = replayed.model_dump(mode="json")
-    doc["stalls_ns_per_packet"] = {k: round(v, 6) for k, v in doc["stalls_ns_per_packet"].items()}
+    for key in ("stalls_ns_per_packet", "frontend_ns_per_packet"):
+        doc[key] = {k: round(v, 6) for k, v in doc[key].items()}
     body = yaml.safe_dump({"replayed": doc}, sort_keys=False, width=100)
     path.write_text(head + body, encoding="utf-8")

@@ -110,6 +110,7 @@ def reset_stats(m: Machine) -> None:
         c.window_floor = m.env.now
         c.cache_cost_ns = 0.0
         c.spin_ns = 0.0
+        c.frontend_ns = 0.0
 
 
 def allocator_stats(m: Machine, ctx: PointContext) -> dict[str, float]:
@@ -148,6 +149,8 @@ def allocator_stats(m: Machine, ctx: PointContext) -> dict[str, float]:
         "irq_off_p999_ns": irq.quantile(0.999),
         "zone_lock_wait_ns_per_page": sum(lk.wait_ns for lk in locks) / pages,
         "cache_lines_per_page": lines / pages,
+        # instruction fetch, decode and BTB stalls (simulator/machine/frontend.py)
+        "frontend_ns_per_page": sum(c.frontend_ns for c in cpus) / pages,
         "vmstat_folds": sum(z.stat_folds for z in m.zones),
         "slowpath": m.stats.slowpath,
         "alloc_failures": m.stats.alloc_failures,

@@ -7,7 +7,7 @@ So a CPU's local time is `env.now + pending`, and a batch of work is priced in o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +19,7 @@ from simulator.stats import Histogram
 if TYPE_CHECKING:
     from simulator.calibration import Costs
     from simulator.machine.cache import CacheModel
+    from simulator.machine.frontend import CodeRegion, FrontEnd
 
 RECENT_WINDOWS = 4096  # IRQ-off windows kept for interrupt-delivery lookups (bounded)
 
@@ -116,6 +117,8 @@ class CPU:
         self.recent_windows = WindowRing()
         self.cache_cost_ns = 0.0
         self.spin_ns = 0.0
+        self.frontend: FrontEnd | None = None  # set by build_machine (None: no front-end model)
+        self.frontend_ns = 0.0  # front-end stall since `window_floor`
 
     # ---- time -------------------------------------------------------------------------------
     def now(self) -> float:
@@ -150,6 +153,23 @@ class CPU:
         self.pending += t
         self.cache_cost_ns += t
         return t
+
+    # ---- instructions -----------------------------------------------------------------------
+    def run_code(self, path: Sequence[CodeRegion], iterations: int = 1) -> float:
+        """Run a code path (`iterations` times back to back): spends and returns the front-end
+        stall of fetching, decoding and predicting it (simulator/machine/frontend.py)."""
+        if self.frontend is None or not path:
+            return 0.0
+        t = self.frontend.loop(path, iterations) if iterations != 1 else self.frontend.run(path)
+        self.pending += t
+        self.frontend_ns += t
+        return t
+
+    def occupy_code(self, path: Sequence[CodeRegion]) -> None:
+        """Code whose work is priced in an assumed lump (nfsd's request processing) still evicts
+        the kernel's other code from this CPU's front end."""
+        if self.frontend is not None:
+            self.frontend.occupy(path)
 
     # ---- IRQs -------------------------------------------------------------------------------
     def local_irq_save(self, fn: str) -> None:

@@ -17,11 +17,13 @@ import numpy as np
 import simpy
 
 from simulator.calibration import Costs, derive
+from simulator.code import CodePaths, code_paths
 from simulator.errors import InvariantError
 from simulator.hardware import Hardware
 from simulator.kernels import KernelConfig
 from simulator.machine.cache import CacheModel, LineRegistry
 from simulator.machine.cpu import CPU
+from simulator.machine.frontend import FrontEnd, FrontEndSpec
 from simulator.mm import buddy
 from simulator.mm.mmzone import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES
 from simulator.mm.page_alloc import check_pcp_consistent
@@ -69,6 +71,8 @@ class Machine:
     kswapd: Callable[[Zone], None] | None = None
     direct_reclaim: Callable[[CPU, Zone], Generator[simpy.Event, None, int]] | None = None
     _zone_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # the kernel's code paths as the front end sees them (simulator/code.py)
+    code: CodePaths = field(default_factory=code_paths)
     # False: every run of back-to-back calls goes through the per-call functions (the calibration
     # replay attributes each line to the function that touches it; runs never change a result)
     tapes: bool = True
@@ -333,7 +337,27 @@ def build_machine(
         zones=zones,
         _zone_starts=np.array([z.start_pfn for z in zones], dtype=np.int64),
     )
+    spec = frontend_spec(hw)
     for c, cpu in enumerate(cpus):
         cpu.machine = m
         cpu.vm_event_line = vm_event_lines[c]
+        cpu.frontend = FrontEnd(spec)
     return m
+
+
+def frontend_spec(hw: Hardware) -> FrontEndSpec:
+    """A core's front end from the hardware file, in bytes, entries and ns (core clock)."""
+    f = hw.frontend
+    l1 = hw.ns(hw.caches.l1d.latency, tsc=False)
+    return FrontEndSpec(
+        l1i_bytes=f.l1i,
+        line=hw.caches.line,
+        l2_fetch_ns=hw.ns(hw.caches.l2.latency, tsc=False) - l1,
+        llc_fetch_ns=hw.ns(hw.caches.l3.latency, tsc=False) - l1,
+        l2_bytes=hw.caches.l2.size,
+        overlap=f.ifetch_overlap,
+        uop_bytes=f.uop_cache.coverage,
+        switch_ns=hw.ns(f.uop_cache.switch_penalty, tsc=False),
+        btb_entries=f.btb.entries,
+        resteer_ns=hw.ns(f.btb.miss_penalty, tsc=False),
+    )

@@ -336,6 +336,7 @@ def rmqueue_bulk(
     check_pcp_refill() never fails here (no bad pages are modelled)."""
     lst = pcp.lists[migratetype]
     yield from zone.lock.spin_lock(cpu)
+    cpu.run_code(cpu.machine.code["rmqueue_bulk"])
     touched: list[int] = []
     area = zone.free_area
     adds0, dels0 = area.list_adds, area.list_dels
@@ -671,6 +672,7 @@ def free_pcppages_bulk(
     count = min(pcp.count, count)
     if count <= 0:
         return
+    cpu.run_code(cpu.machine.code["free_pcppages_bulk"])
     migratetype = 0
     batch_free = 0
     picked: list[tuple[int, int]] = []

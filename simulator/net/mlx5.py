@@ -238,13 +238,15 @@ def mlx5e_rx_cache_put(cpu: CPU, rq: Mlx5eRq, pfn: int) -> bool:
 def mlx5e_page_alloc_pool(cpu: CPU, rq: Mlx5eRq, t: NetTally) -> Generator[simpy.Event, None, int | None]:
     """Mirrors mlx5e_page_alloc_pool() in drivers/net/ethernet/mellanox/mlx5/core/en_rx.c, v5.12: mlx5's
     cache, else page_pool_dev_alloc_pages() and dma_map_page() (the DMA map failure path is left out)."""
-    t0, a0, f0 = cpu.now(), t.alloc_ns, t.free_ns
+    t.frontend_ns += cpu.run_code(cpu.machine.code.of("mlx5_refill", "page_pool_alloc"))
+    t0, a0, f0, e0 = cpu.now(), t.alloc_ns, t.free_ns, t.frontend_ns
     page = mlx5e_rx_cache_get(cpu, rq)
     mapped = False
     if page is None:
         page = yield from page_pool_alloc_pages(cpu, rq.pool, t)
         mapped = page is not None
-    t.pool_ns += cpu.now() - t0 - (t.alloc_ns - a0) - (t.free_ns - f0)
+    # the slow path's front-end stall is the front end's, not page_pool's
+    t.pool_ns += cpu.now() - t0 - (t.alloc_ns - a0) - (t.free_ns - f0) - (t.frontend_ns - e0)
     if mapped:
         cpu.spend(rq.costs.dma_map)
         t.dma_ns += rq.costs.dma_map
@@ -284,6 +286,7 @@ def _pool_pop_run(cpu: CPU, rq: Mlx5eRq, t: NetTally, k: int) -> list[int]:
     call, pool->alloc.cache[--pool->alloc.count], then dma_map_page()."""
     pool = rq.pool
     nc = rq.costs
+    t.frontend_ns += cpu.run_code(cpu.machine.code.of("mlx5_refill", "page_pool_alloc"), k)
     slots = pool.alloc.array.slots
     top = pool.count
     idx = list(range(top - 1, top - 1 - k, -1))
@@ -302,7 +305,7 @@ def _pool_pop_run(cpu: CPU, rq: Mlx5eRq, t: NetTally, k: int) -> list[int]:
     tape.mark()
     tape.spend(nc.dma_map)
     times = tape.run()
-    # t.pool_ns += now - t0 - (t.alloc_ns - a0) - (t.free_ns - f0), both differences 0.0
+    # t.pool_ns += now - t0 - (t.alloc_ns - a0) - (t.free_ns - f0) - (frontend), all 0.0
     t.pool_ns = running_sum(t.pool_ns, (times[:, 1] - times[:, 0] - 0.0) - 0.0)
     t.dma_ns = running_sum(t.dma_ns, np.full(k, nc.dma_map))
     return pages  # type: ignore[return-value]
@@ -315,6 +318,8 @@ def _single_slow_run(cpu: CPU, rq: Mlx5eRq, t: NetTally, n: int) -> Generator[si
     pool = rq.pool
     nc = rq.costs
     c = cpu.costs
+    code = cpu.machine.code.of("mlx5_refill", "page_pool_alloc", "page_pool_slow", "alloc_pages")
+    t.frontend_ns += cpu.run_code(code, n)
     prologue = (
         Spend(pool.costs.pp_alloc),
         Touch((pool.ring_line(pool.consumer),), False),  # __ptr_ring_empty()
@@ -332,7 +337,8 @@ def _single_slow_run(cpu: CPU, rq: Mlx5eRq, t: NetTally, n: int) -> Generator[si
     alloc = running_sums(t.alloc_ns, (times[:, 2] - times[:, 1]) - 0.0)
     before = np.concatenate(([t.alloc_ns], alloc[:-1]))
     t.alloc_ns = float(alloc[-1]) if calls else t.alloc_ns
-    # mlx5e_page_alloc_pool: t.pool_ns += now - t0 - (t.alloc_ns - a0) - (t.free_ns - f0)
+    # mlx5e_page_alloc_pool: t.pool_ns += now - t0 - (t.alloc_ns - a0) - (t.free_ns - f0) - (frontend:
+    # charged before the run, 0.0 here)
     t.pool_ns = running_sum(t.pool_ns, ((times[:, 2] - times[:, 0]) - (alloc - before)) - 0.0)
     t.dma_ns = running_sum(t.dma_ns, np.full(k, nc.dma_map))
     return pages
@@ -411,6 +417,8 @@ def mlx5e_poll_rx_cq(
     if n == 0:
         return 0
     nc = rq.costs
+    # the RX loop's code, CQE to XDP_REDIRECT and the devmap flush, once per packet
+    t.frontend_ns += cpu.run_code(cpu.machine.code["mlx5_rx"], n)
     cpu.spend(n * nc.outside)
     t.outside_ns += n * nc.outside
     nic = n * rq.nic_ns_per_packet

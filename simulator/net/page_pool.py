@@ -222,6 +222,10 @@ def __page_pool_alloc_pages_slow(cpu: CPU, pool: PagePool, gfp: Gfp, t: NetTally
 
     Leaves out PP_FLAG_DMA_MAP (mlx5 maps pages itself), order > 0 and the tracepoints."""
     c = cpu.costs
+    code = cpu.machine.code
+    bulk_calls = -(-pool.refill // 15) if pool.strategy == "pagevec" else 1
+    alloc = code["alloc_pages"] if pool.strategy == "single" else code["alloc_pages_bulk"]
+    t.frontend_ns += cpu.run_code(code["page_pool_slow"]) + cpu.run_code(alloc, bulk_calls)
     cpu.spend(c.call)  # noinline
     cpu.touch([pool.params_line])  # p.flags, p.nid, pages_state_hold_cnt
     pool.stats.slow_calls += 1

@@ -29,6 +29,7 @@ class NetTally:
     dma_ns: float = 0.0
     nic_ns: float = 0.0
     outside_ns: float = 0.0
+    frontend_ns: float = 0.0  # instruction fetch, decode and BTB stalls (simulator/machine/frontend.py)
     irqs: int = 0
     irq_latency: Histogram = field(default_factory=Histogram)
 

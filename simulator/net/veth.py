@@ -136,6 +136,10 @@ def veth_xdp_rcv(cpu: CPU, vrq: VethRq, budget: int, t: NetTally) -> Generator[s
 
     Consecutive XDP_PASS frames are priced together (veth_pass_frames), in the same order."""
     n = min(budget, len(vrq.ring))
+    # per frame: veth's XDP, the SKB build, GRO and the list receive path up to the drop, the
+    # SKB's free and its page's (page_frag_free -> free_unref_page)
+    code = cpu.machine.code.of("veth_rx", "page_frag_free", "free_unref_page")
+    t.frontend_ns += cpu.run_code(code, n)
     passed: list[Frame] = []
     for _ in range(n):
         fr = vrq.ring.popleft()

@@ -212,6 +212,14 @@ def svc_alloc_arg(r: SvcRqst) -> Generator[simpy.Event, None, bool]:
     got_total = 0
     prev_missing = r.missing()
     while True:
+        # the code: svc_alloc_arg and the allocator's path, per missing page for the 5.12 loop,
+        # per bulk call for the others (after nfsd's request processing, mostly cold)
+        code = cpu.machine.code
+        missing = r.missing()
+        calls = {"single": missing, "pagevec": -(-missing // 15)}.get(serv.strategy, 1)
+        path = code["alloc_pages"] if serv.strategy == "single" or missing == 1 else code["alloc_pages_bulk"]
+        cpu.run_code(code["svc_alloc_arg"])
+        cpu.run_code(path, calls)
         # Not priced, for any strategy: the walk over rq_pages for NULL entries (259 pointers,
         # 33 lines this thread wrote last; the caller's loop, or alloc_pages_bulk_array's)
         got = yield from alloc_attempt(cpu, serv.strategy, GFP_KERNEL, cpu.node, serv.npages, r.buf)
@@ -258,6 +266,7 @@ def svc_process(r: SvcRqst, req: Request) -> list[int]:
     cpu = r.cpu
     cpu.spend(req.service_ns)
     cpu.cache.advance(cpu.id, req.lines)
+    cpu.occupy_code(cpu.machine.code["nfsd_rpc"])  # its fetch stalls are in service_ns
     slots = r.rq_pages
     n = min(req.pages, r.serv.npages - 1)
     pages = [p for p in slots[1 : 1 + n] if p is not None]
@@ -276,6 +285,7 @@ def reply_pages_free(
     if serv.reply_free_delay_ns:
         yield serv.env.timeout(serv.reply_free_delay_ns)
     yield from serv.rq.acquire(cpu, SOFTIRQ)
+    cpu.run_code(cpu.machine.code.of("put_page", "free_unref_page"), len(pages))
     yield from free_attempt(cpu, "one_by_one", pages, buf)
     yield from serv.rq.release(cpu)
 

@@ -28,6 +28,9 @@ class Variant:
     cost_edits: tuple[CostEdit, ...] = ()
     kernel: dict[str, Any] = field(default_factory=dict)
     mlp: bool = True
+    frontend: bool = True
+    hot_scale: float = 1.0
+    assumed_scale: float = 1.0
     page_bench: dict[str, Any] = field(default_factory=dict)
 
     def change(self, hw: Hardware) -> ModelChange:
@@ -37,7 +40,14 @@ class Variant:
         costs, _ = derive(hw, cal, toggle=self.toggle)
         for edit in self.cost_edits:
             costs = dataclasses.replace(costs, **edit(costs, cal, hw))
-        return ModelChange(costs=costs, kernel=dict(self.kernel), mlp=self.mlp)
+        return ModelChange(
+            costs=costs,
+            kernel=dict(self.kernel),
+            mlp=self.mlp,
+            frontend=self.frontend,
+            hot_scale=self.hot_scale,
+            assumed_scale=self.assumed_scale,
+        )
 
 
 def _one_check_price(c: Costs, cal: CalibrationInput, hw: Hardware) -> dict[str, float]:
@@ -89,16 +99,23 @@ MECHANISMS: tuple[Variant, ...] = (
         "without: each function's whole self time taken as work, on top of the lines priced",
         stalls=False,
     ),
+    Variant(
+        "6. the front end (instruction cache, uop cache, BTB)",
+        "without: no instruction-side model (fetching, decoding and predicting code costs nothing"
+        " beyond the profiled work)",
+        frontend=False,
+    ),
 )
 
 ALL_OUT = Variant(
-    "all five out",
+    "all out",
     "every mechanism above taken out at once (close to pagesim before them)",
     toggle="tight_loop_sti",
     stalls=False,
     cost_edits=(_one_check_price, _no_free_layers),
     kernel={"bulk_statistics": "per_call"},
     mlp=False,
+    frontend=False,
     page_bench={"list_variant": "via_array"},
 )
 
@@ -116,4 +133,17 @@ ASSUMED: tuple[Variant, ...] = (
         cost_edits=(_scale("irq_sti", 0.5),),
     ),
     Variant(">= 5.12 toggle x 2", "the same, doubled", cost_edits=(_scale("irq_sti", 2.0),)),
+    Variant(
+        "code hot fraction x 0.5",
+        "the share of a function's text one run executes (assumed 0.25,"
+        " simulator/code_footprints.yaml); halved",
+        hot_scale=0.5,
+    ),
+    Variant("code hot fraction x 2", "the same, doubled", hot_scale=2.0),
+    Variant(
+        "assumed code sizes x 0.5",
+        "the functions with no trace found (0x200 each, or 64 KiB for nfsd's processing); halved",
+        assumed_scale=0.5,
+    ),
+    Variant("assumed code sizes x 2", "the same, doubled", assumed_scale=2.0),
 )

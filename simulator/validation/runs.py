@@ -17,6 +17,7 @@ import simpy
 import yaml
 
 from simulator.calibration import Costs
+from simulator.code import code_paths
 from simulator.machine.machine import build_machine
 from simulator.run import Point, PointContext, allocator_stats
 from simulator.scenario import Overrides, Scenario, load_scenario
@@ -55,6 +56,9 @@ class ModelChange:
     costs: Costs | None = None
     kernel: dict[str, Any] = field(default_factory=dict)
     mlp: bool = True
+    frontend: bool = True  # the instruction-side model (simulator/machine/frontend.py)
+    hot_scale: float = 1.0  # code footprints: the hot fraction, scaled
+    assumed_scale: float = 1.0  # code footprints: the sizes no trace gives, scaled
 
 
 NO_CHANGE = ModelChange()
@@ -73,6 +77,10 @@ def run_with(sc: Scenario, point: Point, change: ModelChange = NO_CHANGE) -> dic
         for c in m.cpus:
             c.costs = m.costs
     m.cache.mlp = change.mlp
+    m.code = code_paths(change.hot_scale, change.assumed_scale)
+    if not change.frontend:
+        for c in m.cpus:
+            c.frontend = None
     ctx = PointContext(m, sc.model, sc.params, point)
     row: dict[str, Any] = {"strategy": point.strategy, "batch": point.batch, "cpus": point.cpus}
     row["kernel"] = kconfig.version

@@ -94,6 +94,17 @@ def page_bench_loop(
         if tally.t0 >= 0 and now >= measure_to and measured >= MIN_MEASURED_ITERATIONS:
             tally.t1 = now
             break
+        # the code this iteration runs: the timing loop, the allocation calls, then the frees
+        code = m.code
+        cpu.run_code(code["page_bench"])
+        if strategy == "single":
+            cpu.run_code(code["alloc_pages"], batch)
+        elif batch == 1:
+            cpu.run_code(code.of("alloc_pages_bulk", "alloc_pages"))  # the single-page fallback
+        else:
+            cpu.run_code(code["alloc_pages_bulk"], -(-batch // 15) if strategy == "pagevec" else 1)
+        via = "__free_pages" if strategy == "bulk_list" and params.list_variant == "module" else "put_page"
+        cpu.run_code(code.of(via, "free_unref_page"), batch)
         if strategy == "bulk_list" and params.list_variant == "module":
             # time_bulk_page_alloc_free_list: the pages stay on the list until they are freed
             plist = PageList([], buf.list_head_line)

@@ -199,6 +199,7 @@ def net_rx_action(
                 t.t_last = wake
             _deliver_irqs(cpu, rqs, t, env.now, measuring)
             continue
+        t.frontend_ns += cpu.run_code(cpu.machine.code["softirq"])  # net_rx_action, __do_softirq
         for rq in ready:
             yield from mlx5e_napi_poll(cpu, rq, vrq, t)
         if vrq.napi_scheduled:
@@ -347,6 +348,7 @@ def run(ctx: PointContext) -> dict[str, Any]:
         "dma_ns_per_packet": sum(t.dma_ns for t in tallies) * per_packet,
         "nic_ns_per_packet": sum(t.nic_ns for t in tallies) * per_packet,
         "outside_ns_per_packet": sum(t.outside_ns for t in tallies) * per_packet,
+        "frontend_ns_per_packet": sum(t.frontend_ns for t in tallies) * per_packet,
         "cpu_busy_share": busy / span if span > 0 else 0.0,
         "pps_per_cpu_nic_socket": sum(near) / len(near) if near else None,
         "pps_per_cpu_other_socket": sum(far) / len(far) if far else None,
