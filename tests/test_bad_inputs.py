@@ -462,6 +462,26 @@ FILE_CASES = [
     ),
 ]
 
+KERNELS = "['5.11', '5.12', '5.13', '5.14']"
+NO_BULK_ON_5_11 = (
+    "{sc}: strategies: strategy 'bulk_list' needs the bulk allocator, which kernel 5.11 does not have"
+    " (kernel.version); use `single`, or a kernel from 5.12 on (got 'bulk_list')"
+)
+
+FILE_CASES += [
+    # kernel versions (simulator/kernels.yaml)
+    Case(
+        "kernel-version-without-bulk-allocator",
+        (NO_BULK_ON_5_11,),
+        edits=(_set("kernel", "version", value="5.11"),),
+    ),
+    Case(
+        "kernel-version-unknown",
+        ("{sc}: kernel.version: unknown kernel version; expected one of " + KERNELS + " (got '6.1')",),
+        edits=(_set("kernel", "version", value="6.1"),),
+    ),
+]
+
 FLAG_CASES = [
     Case(
         "flag-batch-zero",
@@ -542,6 +562,18 @@ FLAG_CASES = [
         "flag-batch-not-a-number",
         ("command line: --batch: expected a whole number (got 'many')",),
         flags=("--batch", "many"),
+        commands=("run",),
+    ),
+    Case(
+        "flag-kernel-without-bulk-allocator",  # the scenario's strategies are named, not the flag
+        (NO_BULK_ON_5_11,),
+        flags=("--kernel", "5.11"),
+        commands=("run",),
+    ),
+    Case(
+        "flag-kernel-unknown",
+        ("command line: --kernel: unknown kernel version; expected one of " + KERNELS + " (got '6.1')",),
+        flags=("--kernel", "6.1"),
         commands=("run",),
     ),
 ]
