@@ -14,6 +14,10 @@ Measures, in the same process and run, on the current machine:
   end of a run (Machine.check_invariants, of which the page-placement sweep) on the 2-socket
   Skylake-SP profile with 28 and 56 XDP queues and under NFS memory pressure (a balloon of
   ~100,000 blocks). These were wall-clock assertions in tests; here they are measured only.
+- speed-up (`--part speedup`): xdp_redirect single (20 ms) and page_bench single b64 on one CPU
+  (2 ms), each in fresh interpreters on this tree and on `--against` (default 712b7b6, the
+  pure-Python tree of issue 14's targets), alternated; and the compiled core's first-run cost
+  (a fresh interpreter with an empty numba cache, then with the cache it left): against.py.
 
 Per case: wall seconds; simulated time per wall-second and its inverse, the slowdown (wall
 seconds per simulated second); SimPy events per wall-second and their ratio to the ceiling;
@@ -25,9 +29,10 @@ packets: one page per packet) per wall-second; peak traced memory (tracemalloc, 
 pass so it does not slow the timed one); CPU seconds beside wall seconds. Everything counts the
 whole run (bring-up and warm-up included).
 
-Writes benchmarks/out/benchmarks.csv, scaling.csv, targets.csv (each issue-7 target, its
-measured ratio and whether it is met) and checks.csv, and prints the tables. `--repeat N` takes the fastest
-of N timed passes per case (this machine is shared). Not a test: nothing asserts speed.
+Writes benchmarks/out/benchmarks.csv, scaling.csv, targets.csv (each issue-7 and issue-14 target,
+its measured ratio and whether it is met), checks.csv and speedup.csv, and prints the tables.
+`--repeat N` takes the fastest of N timed passes per case (this machine is shared). Not a test:
+nothing asserts speed.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ import simpy
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import against  # noqa: E402
 
 import simulator.run as run_mod  # noqa: E402
 from simulator.run import expand, run_point  # noqa: E402
@@ -209,9 +216,15 @@ def bench_pair(
     return out[0], out[1]
 
 
-def _targets(df: pd.DataFrame, sf: pd.DataFrame) -> pd.DataFrame:
-    """Each issue-7 target, its measured ratio and whether it is met (for the parts measured)."""
+def _targets(df: pd.DataFrame, sf: pd.DataFrame, up: pd.DataFrame) -> pd.DataFrame:
+    """Each issue-7 and issue-14 target, its measured ratio and whether it is met (for the parts
+    measured)."""
     rows: list[tuple[str, float, bool]] = []
+    for r in up.to_dict("records"):
+        if pd.notna(r.get("speedup")):
+            rows.append(
+                (f"{r['case']}: >= 5x faster than {r['against']} (wall_s)", r["speedup"], r["speedup"] >= 5)
+            )
     models = df[df["case"] != "simpy raw timeouts (ceiling)"]
     if len(models):
         worst = float(models[models["case"].str.endswith(", 1 queue")]["slowdown"].max())
@@ -324,9 +337,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/out"))
     ap.add_argument(
         "--part",
-        choices=("all", "cases", "scaling", "checks"),
+        choices=("all", "cases", "scaling", "checks", "speedup"),
         default="all",
-        help="the cases, the scaling pairs, the model's checks, or all three",
+        help="the cases, the scaling pairs, the model's checks, the speed-up against --against and "
+        "the JIT's compile cost, or all four",
+    )
+    ap.add_argument(
+        "--against",
+        default=against.BASELINE,
+        help=f"the git commit the speed-up is measured against (default {against.BASELINE})",
     )
     args = ap.parse_args(argv)
     REPEAT = max(1, args.repeat)
@@ -479,10 +498,13 @@ def main(argv: list[str] | None = None) -> int:
             pair(f"{label}: cpus {c} -> {2 * c}", a, b)
 
     checks = pd.DataFrame(bench_checks(q) if args.part in ("all", "checks") else [])
+    up = pd.DataFrame()
+    if args.part in ("all", "speedup"):
+        up = pd.DataFrame([*against.speedups(args.against, repeat=max(REPEAT, 3)), against.compile_cost()])
 
     df = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
     sf = pd.DataFrame(scaling)
-    targets = _targets(df, sf)
+    targets = _targets(df, sf, up)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -490,15 +512,17 @@ def main(argv: list[str] | None = None) -> int:
     sf.to_csv(out / "scaling.csv", index=False)
     targets.to_csv(out / "targets.csv", index=False)
     checks.to_csv(out / "checks.csv", index=False)
+    up.to_csv(out / "speedup.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 70):
         print(df.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
         print()
         print(sf.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
         print()
         print(targets.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
-        if len(checks):
-            print()
-            print(checks.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
+        for extra in (checks, up):
+            if len(extra):
+                print()
+                print(extra.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
     return 0
 
 

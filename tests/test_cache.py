@@ -1,5 +1,5 @@
 """The cache model (simulator/machine/cache.py): where a line is, what touching it costs, and the
-scalar and vectorised paths agreeing exactly.
+compiled core agreeing exactly with the pure-Python model it replaced (tests/cache_reference.py).
 
 The machine is tests/data/tiny-2node.yaml: CPUs 0-1 on socket/node/LLC 0, CPUs 2-3 on 1; L1 4 KiB
 (64 lines), L2 32 KiB (512 lines), L3 256 KiB (4096 lines); 4/13/45 cycles at 3.6 GHz; DRAM 80 ns
@@ -8,28 +8,30 @@ local, 130 ns remote; same-LLC transfer 45 ns, cross-socket 130 ns. Costs are be
 
 from __future__ import annotations
 
-from unittest import mock
-
 import numpy as np
 import pytest
+from cache_reference import ReferenceCache
 from conftest import TINY_2NODE, hardware
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.machine import cache as cache_mod
 from simulator.machine.cache import (
+    ASYNC,
     CHUNK,
     DRAM_LOCAL,
     DRAM_REMOTE,
     L1,
     L2,
     LLC,
+    PAIRWISE_MIN,
     REUSE_WINDOW,
     XFER_LOCAL,
     XFER_REMOTE,
     CacheModel,
     LineRegistry,
+    sequential_or_pairwise,
 )
+from simulator.machine.cache_core import pairwise_sum
 
 CLOCK = 3.6
 L1_NS = 4 / CLOCK
@@ -192,112 +194,99 @@ def test_overlapped_divides_by_min_of_misses_and_fill_buffers(misses, hits):
     assert c.overlapped(0, []) == 0.0
 
 
-# ---- scalar and vector paths: the same numbers, the same state --------------------------------
+# ---- the compiled core against the pure-Python oracle ------------------------------------------
+# tests/cache_reference.py is the cache model as it was before numba (plain lists, access by
+# access). Every cost and every piece of state must be the same, to the bit.
 
-# Page lines around two chunk boundaries and on both nodes, so batches cross chunks.
+# Page lines around two chunk boundaries, on both nodes, and the pageblock bitmap's sparse lines.
 UNIVERSE = (
     list(range(CHUNK - 40, CHUNK + 40))
     + list(range(3 * CHUNK - 10, 3 * CHUNK + 10))
     + list(range(NODE0_END - 10, NODE0_END + 30))
+    + [(1 << 44) + k for k in range(3)]
 )
+META_LINES = 6
 
 batches = st.lists(
     st.tuples(
         st.integers(0, 3),  # cpu
-        st.lists(st.sampled_from(UNIVERSE), min_size=1, max_size=80),
-        st.integers(0, 40),  # other lines touched before the batch (advance)
-    ),
-    min_size=1,
-    max_size=25,
-)
-
-
-def _state(c: CacheModel) -> tuple:
-    chunks = {
-        cid: (ch.owner.tolist(), ch.stamp.tolist(), ch.lstamp.tolist()) for cid, ch in c._chunks.items()
-    }
-    return list(c.clock), list(c.llc_clock), chunks, c.level_counts.tolist()
-
-
-def _price(c: CacheModel, seq, vector_min: int, as_array: bool) -> list[float]:
-    costs = []
-    with mock.patch.object(cache_mod, "VECTOR_MIN", vector_min):
-        for cpu, lines, adv in seq:
-            c.advance(cpu, adv)
-            arg = np.asarray(lines, dtype=np.int64) if as_array else list(lines)
-            costs.append(c.access(cpu, arg))
-    return costs
-
-
-@settings(max_examples=150, deadline=None)
-@given(seq=batches, as_array=st.booleans())
-def test_scalar_and_vector_paths_agree(seq, as_array):
-    scalar, _ = new_cache()
-    vector, _ = new_cache()
-    cs = _price(scalar, seq, 10**9, as_array)
-    cv = _price(vector, seq, 1, as_array)
-    assert cs == pytest.approx(cv, abs=1e-9, rel=0)
-    assert _state(scalar) == _state(vector)
-
-
-# Metadata lines (registered on both nodes) mixed with page lines, with a write flag per access.
-META_LINES = 6
-mixed_batches = st.lists(
-    st.tuples(
-        st.integers(0, 3),  # cpu
         st.lists(
             st.tuples(
-                st.one_of(st.sampled_from(UNIVERSE), st.integers(0, META_LINES - 1).map(lambda k: -1 - k)),
-                st.booleans(),
+                st.one_of(
+                    st.sampled_from(UNIVERSE),
+                    st.integers(0, META_LINES - 1).map(lambda k: -1 - k),  # a metadata line
+                ),
+                st.booleans(),  # write
+                st.booleans(),  # ASYNC
             ),
-            min_size=1,
-            max_size=90,
+            min_size=0,
+            max_size=170,
         ),
-        st.integers(0, 40),
+        st.integers(0, 40),  # other lines touched before the batch (advance)
+        st.sampled_from(["access", "access_each", "overlapped"]),
     ),
     min_size=1,
     max_size=25,
 )
 
 
-def _meta_state(c: CacheModel) -> tuple:
-    return (c.m_wver, c.m_writer, c.m_seen, c.m_stamp, c.m_lver, c.m_lstamp, c.m_dirty)
-
-
-@settings(max_examples=150, deadline=None)
-@given(seq=mixed_batches)
-def test_scalar_and_vector_paths_agree_on_metadata_lines_and_write_flags(seq):
-    """Each access's cost (==) and every piece of line state, metadata lines included: reads
-    sharing a line, writes invalidating it, hot rewrites inside a batch, lines other CPUs wrote."""
-    caches = []
-    for vector_min in (10**9, 1):
-        c, reg = new_cache()
+def _pair() -> tuple[tuple[CacheModel, int], tuple[ReferenceCache, int]]:
+    out = []
+    for cls in (CacheModel, ReferenceCache):
+        reg = LineRegistry()
+        c = cls(hardware(TINY_2NODE), reg, [NODE0_END, NODE1_END])
         first = reg.alloc("meta", 0, META_LINES // 2)
         reg.alloc("meta_remote", 1, META_LINES - META_LINES // 2)
-        out = []
-        with mock.patch.object(cache_mod, "VECTOR_MIN", vector_min):
-            for cpu, accesses, adv in seq:
-                c.advance(cpu, adv)
-                lines = [first - 1 - x if x < 0 else x for x, _ in accesses]
-                out.append(c.access_each(cpu, lines, [wr for _, wr in accesses]).tolist())
-        caches.append((c, out))
-    (scalar, cs), (vector, cv) = caches
-    assert cs == cv
-    assert _state(scalar) == _state(vector)
-    assert _meta_state(scalar) == _meta_state(vector)
+        out.append((c, first))
+    return out[0], out[1]
+
+
+def _play(c, first: int, seq, mlp: bool) -> list:
+    c.mlp = mlp
+    out = []
+    for cpu, accesses, adv, how in seq:
+        c.advance(cpu, adv)
+        lines = [(first - 1 - x if x < 0 else x) for x, _, _ in accesses]
+        if how == "overlapped":
+            out.append(c.overlapped(cpu, lines))
+        elif how == "access_each":
+            out.append(c.access_each(cpu, lines, [wr for _, wr, _ in accesses]).tolist())
+        else:
+            flagged = [ln | (ASYNC if a else 0) for ln, (_, _, a) in zip(lines, accesses)]
+            write = bool(accesses[0][1]) if accesses else True
+            out.append(
+                c.access(cpu, np.array(flagged, dtype=np.int64) if len(flagged) % 2 else flagged, write)
+            )
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(seq=batches, mlp=st.booleans())
+def test_the_compiled_core_prices_like_the_python_model(seq, mlp):
+    """Each access's cost and each total (==), every clock, level count, struct page and
+    metadata line state: reads sharing a line, writes invalidating it, lines other CPUs wrote,
+    ASYNC stretches combined, chunks created on the way (the arrays grow mid-batch)."""
+    (compiled, f1), (reference, f2) = _pair()
+    assert _play(compiled, f1, seq, mlp) == _play(reference, f2, seq, mlp)
+    assert compiled.state() == reference.state()
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(0, 20000), scale=st.floats(-6, 6), seed=st.integers(0, 2**16))
+def test_pairwise_sum_is_numpys_to_the_bit(n, scale, seed):
+    a = np.random.default_rng(seed).random(n) * 10**scale
+    assert pairwise_sum(a, 0, n) == float(a.sum())
+    assert sequential_or_pairwise(a) == (float(a.sum()) if n >= PAIRWISE_MIN else sum(a.tolist(), 0.0))
 
 
 @pytest.mark.parametrize(("between", "clock"), [(10, 11), (15, 16), (16, 18), (20, 22)])
-def test_reuse_window_counts_accesses_in_program_order_in_both_paths(between, clock):
+def test_reuse_window_counts_accesses_in_program_order(between, clock):
     """A line touched again after fewer than REUSE_WINDOW fresh lines is hot (does not age the
     others), wherever the batch boundaries fall and whichever chunks the lines are in."""
-    seq = [(0, [P], 0), (0, [*range(CHUNK + 1, CHUNK + 1 + between), P], 0)]
-    scalar, _ = new_cache()
-    vector, _ = new_cache()
-    _price(scalar, seq, 10**9, True)
-    _price(vector, seq, 1, True)
-    assert scalar.clock[0] == clock
-    assert _state(scalar) == _state(vector)
+    c, _ = new_cache()
+    c.access(0, [P])
+    c.access(0, [*range(CHUNK + 1, CHUNK + 1 + between), P])
+    assert c.clock[0] == clock
 
 
 def test_grouping_into_batches_changes_nothing():
@@ -308,4 +297,4 @@ def test_grouping_into_batches_changes_nothing():
     total_one = one.access(0, lines)
     total_each = sum(each.access(0, [ln]) for ln in lines)
     assert total_one == pytest.approx(total_each, abs=1e-9)
-    assert _state(one) == _state(each)
+    assert one.state() == each.state()

@@ -24,11 +24,7 @@ def _cpu_state(m: Machine) -> tuple:
         cpu.irq_off_ns,
         hist,
         list(cpu.recent_windows),
-        list(c.clock),
-        list(c.llc_clock),
-        c.level_counts.tolist(),
-        c.m_wver,
-        c.m_stamp,
+        c.state(),
     )
 
 

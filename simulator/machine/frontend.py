@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 _MEMO_MAX = 4096  # priced (path, code order) pairs kept per CPU; cleared when full
 WINDOW = 32  # bytes of code per decoded-uop-cache lookup (Intel's Decoded ICache, AMD's op cache)
@@ -73,6 +74,18 @@ class FrontEndStats:
         return self.fetch_ns + self.decode_ns + self.resteer_ns
 
 
+class _Priced(NamedTuple):
+    """One run of a path from one code order: each region's stall, their sum (in order, from
+    0.0) and the statistics' parts."""
+
+    stalls: tuple[tuple[str, float], ...]
+    total: float
+    fetch: float
+    decode: float
+    resteer: float
+    lines: float
+
+
 class FrontEnd:
     """One CPU's front-end state: the regions it ran, most recent last."""
 
@@ -82,7 +95,7 @@ class FrontEnd:
         self.stats = FrontEndStats()
         # told (region, stall ns) for each region run (the calibration replay's attribution)
         self.observer: Callable[[str, float], None] | None = None
-        self._memo: dict[tuple[int, tuple[str, ...]], tuple[Sequence[CodeRegion], tuple]] = {}
+        self._memo: dict[tuple[int, tuple[str, ...]], tuple[Sequence[CodeRegion], _Priced]] = {}
 
     def _distance(self, r: CodeRegion) -> tuple[int, int] | None:
         """Bytes and branches of the other code that ran since `r` last ran (None: never ran)."""
@@ -97,11 +110,11 @@ class FrontEnd:
             branches += other.branches
         return text, branches
 
-    def _price(self, path: Sequence[CodeRegion]) -> tuple[tuple[str, float, float, float, float], ...]:
-        """Each region of `path` in order: (name, fetch, decode, resteer ns, missed lines), run
-        from the current state (which this updates)."""
+    def _price(self, path: Sequence[CodeRegion]) -> _Priced:
+        """Run `path` from the current state (which this updates) and price each region."""
         s = self.spec
-        out = []
+        stalls = []
+        total = fetch_sum = decode_sum = resteer_sum = lines_sum = 0.0
         for r in path:
             d = self._distance(r)
             if d is None:
@@ -119,8 +132,14 @@ class FrontEnd:
             resteer = miss_br * s.resteer_ns
             self._recent[r.name] = r
             self._recent.move_to_end(r.name)
-            out.append((r.name, fetch, decode, resteer, lines))
-        return tuple(out)
+            stall = fetch + decode + resteer
+            stalls.append((r.name, stall))
+            total += stall
+            fetch_sum += fetch
+            decode_sum += decode
+            resteer_sum += resteer
+            lines_sum += lines
+        return _Priced(tuple(stalls), total, fetch_sum, decode_sum, resteer_sum, lines_sum)
 
     def run(self, path: Sequence[CodeRegion], weight: int = 1) -> float:
         """Run the regions of `path` in order; returns their front-end stall (ns). `weight`: this
@@ -131,29 +150,26 @@ class FrontEnd:
         key = (id(path), tuple(self._recent))
         hit = self._memo.get(key)
         if hit is not None and hit[0] is path:
-            priced = hit[1]
+            p = hit[1]
             recent = self._recent
             for r in path:
                 recent[r.name] = r
                 recent.move_to_end(r.name)
         else:
-            priced = self._price(path)
+            p = self._price(path)
             if len(self._memo) >= _MEMO_MAX:
                 self._memo.clear()
-            self._memo[key] = (path, priced)
+            self._memo[key] = (path, p)
         st = self.stats
-        total = 0.0
-        for name, fetch, decode, resteer, lines in priced:
-            st.fetch_ns += fetch * weight
-            st.decode_ns += decode * weight
-            st.resteer_ns += resteer * weight
-            st.missed_lines += lines * weight
-            stall = fetch + decode + resteer
-            if self.observer is not None:
-                self.observer(name, stall * weight)
-            total += stall
+        st.fetch_ns += p.fetch * weight
+        st.decode_ns += p.decode * weight
+        st.resteer_ns += p.resteer * weight
+        st.missed_lines += p.lines * weight
         st.runs += weight
-        return total
+        if self.observer is not None:
+            for name, stall in p.stalls:
+                self.observer(name, stall * weight)
+        return p.total
 
     def loop(self, body: Sequence[CodeRegion], iterations: int) -> float:
         """`iterations` runs of `body` back to back: the first from the current state, every

@@ -31,6 +31,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simulator.machine.cache import ASYNC, PAIRWISE_MIN, combine
+from simulator.machine.cache_core import tape_sums
+
+_NO_COSTS = np.empty(0)
+_NO_FLAGS = np.empty(0, dtype=bool)
 
 if TYPE_CHECKING:
     from simulator.machine.cpu import CPU
@@ -121,8 +125,8 @@ class Tape:
         k = self.k
         if cpu.irqs_disabled and self._window is not None:
             raise ValueError("a tape's IRQ-off windows need IRQs on")
+        cache = cpu.cache
         ncol = len(self._lines)
-        sums: list[np.ndarray] = []
         if ncol:
             # constant lines as one row broadcast over the calls, then the per-call columns
             lines = np.empty((k, ncol), dtype=np.int64)
@@ -130,43 +134,39 @@ class Tape:
             for j, v in enumerate(self._lines):
                 if isinstance(v, np.ndarray):
                     lines[:, j] = v
-            writes = np.broadcast_to(np.array(self._writes, dtype=bool), (k, ncol)).ravel()
-            costs = cpu.cache.access_each(cpu.id, lines.ravel(), writes).reshape(k, ncol)
+            flat = lines.ravel()
+            # every line in program order; a write flag per column
+            costs = cache.access_each(cpu.id, flat, np.array(self._writes, dtype=bool))
+            # every call's line in a column plays one role (_async)
+            col_async = flat[:ncol] >= ASYNC if k else np.zeros(ncol, dtype=bool)
+        else:
+            costs = _NO_COSTS
+            col_async = _NO_FLAGS
         ninc = len(self._incs)
-        inc = np.empty((k, ninc))
-        inc[:] = [0.0 if isinstance(v, slice | np.ndarray) else v for v in self._incs]
+        inc_const = np.zeros(ninc)
+        touch_a = np.full(ninc, -1, dtype=np.int64)
+        touch_b = np.full(ninc, -1, dtype=np.int64)
+        arr_col = np.full(ninc, -1, dtype=np.int64)
+        arrays = []
         for j, v in enumerate(self._incs):
             if isinstance(v, slice):
-                if v.start == v.stop:
-                    s = np.zeros(k)
-                elif cpu.cache.mlp and any(self._async(col) for col in range(v.start, v.stop)):
-                    # a touch with ASYNC lines: combined per call as CacheModel.access does
-                    flags = np.array([self._async(col) for col in range(v.start, v.stop)])
-                    fb = cpu.cache.fill_buffers
-                    s = np.array([combine(costs[r, v.start : v.stop], flags, fb) for r in range(k)])
-                else:
-                    s = costs[:, v.start]
-                    for col in range(v.start + 1, v.stop):
-                        s = s + costs[:, col]
-                inc[:, j] = s
-                sums.append(s)
+                touch_a[j] = v.start
+                touch_b[j] = v.stop
             elif isinstance(v, np.ndarray):
-                inc[:, j] = v
-        # pending after each increment, call by call: full[i * ninc + m] is call i's pending
-        # after its first m increments
-        full = np.cumsum(np.concatenate(([cpu.pending], inc.ravel())))
-        base = np.arange(k) * ninc
-        now = cpu.env.now
-        times = np.empty((k, len(self._marks)))
-        for col, m in enumerate(self._marks):
-            times[:, col] = now + full[base + m]
-        cpu.pending = float(full[-1])
-        if sums:
-            seq = np.column_stack(sums).ravel() if len(sums) > 1 else sums[0]
-            cpu.cache_cost_ns = float(np.cumsum(np.concatenate(([cpu.cache_cost_ns], seq)))[-1])
-        if self._window is not None:
-            fn, a, b = self._window
-            cpu.record_irq_windows(fn, now + full[base + a], now + full[base + b])
+                arr_col[j] = len(arrays)
+                arrays.append(v)
+            else:
+                inc_const[j] = v
+        inc_arr = np.column_stack(arrays) if arrays else np.empty((k, 0))
+        w = self._window
+        window = np.array([w[1], w[2]] if w is not None else [-1, -1], dtype=np.int64)
+        times, cpu.pending, cpu.cache_cost_ns, starts, ends = tape_sums(
+            costs, k, ncol, inc_const, inc_arr, arr_col, touch_a, touch_b, col_async, cache.mlp,
+            cache.fill_buffers, cpu.pending, cpu.cache_cost_ns, cpu.env.now,
+            np.array(self._marks, dtype=np.int64), window,
+        )  # fmt: skip
+        if w is not None:
+            cpu.record_irq_windows(w[0], starts, ends)
         return times
 
 
