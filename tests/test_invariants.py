@@ -32,11 +32,11 @@ from simulator.mm.mmzone import (
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
+    NR_FREE_PAGES,
     ZONE_DMA32,
     ZONE_NORMAL,
 )
 from simulator.mm.page_alloc import alloc_pages_node, free_unref_page
-from simulator.mm.vmstat import NR_FREE_PAGES
 from simulator.mm.zone import Zone
 from simulator.workloads.nfs import GFP_HIGHUSER_MOVABLE
 

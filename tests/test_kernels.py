@@ -23,10 +23,10 @@ from simulator.mm.page_alloc import (
     PageList,
     __alloc_pages_bulk,
     alloc_pages_node,
-    free_unref_page_run,
     nr_pcp_free,
     put_page,
 )
+from simulator.mm.page_alloc_run import free_unref_page_run
 from simulator.mm.strategies import CallerBuffers, alloc_attempt, free_attempt, free_list_attempt
 from simulator.mm.zone_setup import boot_numbers, zone_highsize
 from simulator.run import Point, run_point

@@ -39,6 +39,7 @@ from simulator.mm.mmzone import (
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
+    NR_FREE_PAGES,
     ZONE_DMA,
     ZONE_DMA32,
     ZONE_NORMAL,
@@ -59,7 +60,7 @@ from simulator.mm.strategies import (
     free_attempt,
 )
 from simulator.mm.vmscan import Reclaim
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
+from simulator.mm.vmstat import zone_page_state
 from simulator.mm.zone import Zone
 from simulator.mm.zone_setup import pcp_high_and_batch
 from simulator.workloads.nfs import GFP_HIGHUSER_MOVABLE

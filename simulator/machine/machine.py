@@ -25,9 +25,9 @@ from simulator.machine.cache import CacheModel, LineRegistry
 from simulator.machine.cpu import CPU
 from simulator.machine.frontend import FrontEnd, FrontEndSpec
 from simulator.mm import buddy
-from simulator.mm.mmzone import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES
-from simulator.mm.page_alloc import check_pcp_consistent
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state_snapshot
+from simulator.mm.mmzone import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_FREE_PAGES
+from simulator.mm.pcp import check_pcp_consistent
+from simulator.mm.vmstat import zone_page_state_snapshot
 from simulator.mm.zone import Node, Zone, build_zonelists
 from simulator.mm.zone_setup import BootNumbers, boot_numbers
 

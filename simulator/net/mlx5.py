@@ -26,7 +26,8 @@ import simpy
 
 from simulator.errors import InvariantError
 from simulator.machine.tape import Spend, Tape, Touch, running_sum, running_sums
-from simulator.mm.page_alloc import alloc_pages_node_run, put_page
+from simulator.mm.page_alloc import put_page
+from simulator.mm.page_alloc_run import alloc_pages_node_run
 from simulator.net.page_pool import (
     PagePool,
     page_pool_alloc_pages,

@@ -35,10 +35,10 @@ from simulator.machine.machine import Machine
 from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm.balloon import balloon_inflate
 from simulator.mm.gfp import GFP_KERNEL, Gfp
-from simulator.mm.mmzone import MIGRATE_MOVABLE, PAGE_SIZE, ZONE_NORMAL
-from simulator.mm.page_alloc import alloc_pages_node_run, free_unref_page_run
+from simulator.mm.mmzone import MIGRATE_MOVABLE, NR_FREE_PAGES, PAGE_SIZE, ZONE_NORMAL
+from simulator.mm.page_alloc_run import alloc_pages_node_run, free_unref_page_run
 from simulator.mm.vmscan import Reclaim, reclaim_ns_per_page
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
+from simulator.mm.vmstat import zone_page_state
 from simulator.sunrpc.svc import (
     RPCSVC_MAXPAYLOAD,
     SVC_ALLOC_ARG_SLEEP_NS,

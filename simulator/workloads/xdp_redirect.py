@@ -33,8 +33,8 @@ from simulator.errors import ConfigError
 from simulator.machine.cpu import CPU
 from simulator.machine.machine import Machine
 from simulator.mm.balloon import balloon_inflate
-from simulator.mm.mmzone import ZONE_NORMAL
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
+from simulator.mm.mmzone import NR_FREE_PAGES, ZONE_NORMAL
+from simulator.mm.vmstat import zone_page_state
 from simulator.net.costs import net_costs
 from simulator.net.mlx5 import (
     MLX5_MPWRQ_PAGES_PER_WQE,
