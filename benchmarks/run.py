@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import simulator.run as run_mod  # noqa: E402
+import simulator.workloads.api as workload_api  # noqa: E402
 from simulator.run import expand, run_point  # noqa: E402
 from simulator.scenario import Overrides, Setting, load_scenario  # noqa: E402
 
@@ -97,7 +98,7 @@ def _timed_point(sc, point, memory: bool) -> tuple[dict, float, float, Counts, f
     envs: list[CountingEnvironment] = []
     real_env = run_mod.simpy.Environment
     real_build = run_mod.build_machine
-    real_reset = run_mod.reset_stats
+    real_reset = workload_api.reset_stats
 
     def factory() -> CountingEnvironment:
         env = CountingEnvironment()
@@ -117,7 +118,7 @@ def _timed_point(sc, point, memory: bool) -> tuple[dict, float, float, Counts, f
 
     run_mod.simpy.Environment = factory  # type: ignore[assignment]
     run_mod.build_machine = build  # type: ignore[assignment]
-    run_mod.reset_stats = reset  # type: ignore[assignment]
+    workload_api.reset_stats = reset  # type: ignore[assignment]
     gc.collect()
     if memory:
         tracemalloc.start()
@@ -133,7 +134,7 @@ def _timed_point(sc, point, memory: bool) -> tuple[dict, float, float, Counts, f
             tracemalloc.stop()
         run_mod.simpy.Environment = real_env  # type: ignore[assignment]
         run_mod.build_machine = real_build  # type: ignore[assignment]
-        run_mod.reset_stats = real_reset  # type: ignore[assignment]
+        workload_api.reset_stats = real_reset  # type: ignore[assignment]
     m = counts.machines[0]
     counts.allocated += m.stats.pages_allocated
     counts.freed += m.stats.pages_freed

@@ -32,9 +32,10 @@ from simulator.kernels import KernelConfig
 from simulator.kernels import versions as kernel_versions
 from simulator.mm.zone_setup import BootNumbers, boot_numbers, check_node_memory
 from simulator.pool import abort_pool, process_pool, quiet_worker
-from simulator.run import Point, expand
+from simulator.run import expand
 from simulator.scenario import Overrides, Scenario, Setting, load_scenario
 from simulator.workloads import WORKLOADS
+from simulator.workloads.api import Point
 from simulator.yamlio import read_yaml_mapping
 
 PROG = "pagesim"

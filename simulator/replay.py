@@ -33,9 +33,9 @@ import yaml
 from simulator.calibration import ALLOCATOR_FUNCTIONS, REPLAYED_MARK, Replayed
 from simulator.machine.cpu import CPU
 from simulator.machine.machine import build_machine
-from simulator.run import Point, PointContext
 from simulator.scenario import Scenario
 from simulator.workloads import WORKLOADS
+from simulator.workloads.api import Point, PointContext
 
 # model function -> the profiled symbol its lines count against (inlined callees count against
 # their caller, as in the profile)
@@ -104,7 +104,7 @@ def replay(sc: Scenario, point: Point) -> tuple[Replayed, dict[str, Any]]:
     env = simpy.Environment()
     m = build_machine(env, sc.hardware, sc.model.kernel.to_config(), cpu_class=ProfilingCPU)
     m.tapes = False
-    ctx = PointContext(m, sc.model, sc.params, point)
+    ctx = PointContext(m, sc.params, point, sc.model.seed, sc.model.warmup, sc.model.duration)
     cpu = m.cpus[0]
     assert isinstance(cpu, ProfilingCPU)
     cpu.observe_frontend()

@@ -58,9 +58,10 @@ from simulator import results
 from simulator import run as run_module
 from simulator.errors import ConfigError
 from simulator.pool import abort_pool, process_pool, quiet_worker
-from simulator.run import Point, expand
+from simulator.run import expand
 from simulator.scenario import Overrides, Scenario, Setting, load_scenario
 from simulator.workloads import WORKLOADS
+from simulator.workloads.api import Point
 from simulator.yamlio import problems_from_validation, read_yaml_mapping
 
 if TYPE_CHECKING:

@@ -29,8 +29,9 @@ from simulator.mm.page_alloc import (
 from simulator.mm.page_alloc_run import free_unref_page_run
 from simulator.mm.strategies import CallerBuffers, alloc_attempt, free_attempt, free_list_attempt
 from simulator.mm.zone_setup import boot_numbers, zone_highsize
-from simulator.run import Point, run_point
+from simulator.run import run_point
 from simulator.scenario import Overrides, Setting, load_scenario
+from simulator.workloads.api import Point
 
 PAGE_BENCH = ROOT / "scenarios" / "page_bench.yaml"
 

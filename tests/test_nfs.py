@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from simulator.machine.machine import Machine, build_machine
 from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm.mmzone import MIGRATE_MOVABLE, ZONE_NORMAL
-from simulator.run import Point, PointContext, expand, run_point
+from simulator.run import expand, run_point
 from simulator.scenario import Overrides, Scenario, load_scenario
 from simulator.sunrpc.svc import SvcPool, SvcRqst, SvcServ, svc_alloc_arg, svc_rqst_pages
 from simulator.workloads import WORKLOADS
+from simulator.workloads.api import Point, PointContext
 from simulator.workloads.nfs import (
     DEFAULT_MIX,
     NfsParams,
@@ -99,7 +100,7 @@ def run_with_machine(sc: Scenario, strategy: str) -> tuple[dict[str, Any], Machi
     """run_point's steps, keeping the machine for inspection."""
     env = simpy.Environment()
     m = build_machine(env, sc.hardware, sc.model.kernel.to_config())
-    ctx = PointContext(m, sc.model, sc.params, Point(strategy, 1, 1))
+    ctx = PointContext(m, sc.params, Point(strategy, 1, 1), sc.model.seed, sc.model.warmup, sc.model.duration)
     figures = WORKLOADS["nfs"].run(ctx)
     m.check_invariants()
     return figures, m

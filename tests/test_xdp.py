@@ -27,9 +27,10 @@ from simulator.net.page_pool import (
     page_pool_recycle_direct,
 )
 from simulator.net.tally import NetTally
-from simulator.run import Point, run_point
+from simulator.run import run_point
 from simulator.scenario import Overrides, Scenario, load_scenario
 from simulator.validation import XDP_SCENARIO, fit_outside, scenario_with
+from simulator.workloads.api import Point
 
 TARGET_PPS = 3_677_958
 ROW_FIELDS = (

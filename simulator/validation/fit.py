@@ -16,9 +16,9 @@ from typing import Any
 from simulator.calibration import load_calibration
 from simulator.hardware import Hardware
 from simulator.net.costs import Fitted, outside_path, write_fitted
-from simulator.run import Point
 from simulator.scenario import Overrides
 from simulator.validation.runs import NO_CHANGE, ROOT, XDP_SCENARIO, ModelChange, run_with, scenario_with
+from simulator.workloads.api import Point
 
 REFILL = 64
 FIT_TOLERANCE = 1e-4

@@ -15,7 +15,6 @@ import yaml
 from simulator.calibration import load_calibration
 from simulator.hardware import Hardware
 from simulator.net.costs import Fitted, load_outside_file, net_costs, outside_path
-from simulator.run import Point
 from simulator.scenario import Overrides
 from simulator.validation.bench import bench_page_pool
 from simulator.validation.fit import REFILL, Fit, fit_outside, target_pps
@@ -28,6 +27,7 @@ from simulator.validation.runs import (
     run_jobs,
     scenario_with,
 )
+from simulator.workloads.api import Point
 
 # Published figures (../shared/reference/kernel-and-workload-facts.md, KF).
 BULK_LIST_PPS = 4_368_926  # KF §1: seed cover letter and PATCH 5/5, bulk list API, refill 64

@@ -19,9 +19,10 @@ import yaml
 from simulator.calibration import Costs
 from simulator.code import code_paths
 from simulator.machine.machine import build_machine
-from simulator.run import Point, PointContext, allocator_stats
+from simulator.run import allocator_stats
 from simulator.scenario import Overrides, Scenario, load_scenario
 from simulator.workloads import WORKLOADS
+from simulator.workloads.api import Point, PointContext
 
 ROOT = Path(__file__).resolve().parents[2]
 XDP_SCENARIO = ROOT / "scenarios" / "xdp_redirect.yaml"
@@ -81,7 +82,7 @@ def run_with(sc: Scenario, point: Point, change: ModelChange = NO_CHANGE) -> dic
     if not change.frontend:
         for c in m.cpus:
             c.frontend = None
-    ctx = PointContext(m, sc.model, sc.params, point)
+    ctx = PointContext(m, sc.params, point, sc.model.seed, sc.model.warmup, sc.model.duration)
     row: dict[str, Any] = {"strategy": point.strategy, "batch": point.batch, "cpus": point.cpus}
     row["kernel"] = kconfig.version
     row.update(WORKLOADS[sc.model.workload].run(ctx))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import simpy
@@ -47,10 +47,7 @@ from simulator.sunrpc.svc import (
     svc_rqst_pages,
 )
 from simulator.units import Duration, Size
-from simulator.workloads import Workload
-
-if TYPE_CHECKING:
-    from simulator.run import PointContext
+from simulator.workloads.api import PointContext, Workload
 
 Ns = Duration
 Bytes = Size
@@ -293,8 +290,8 @@ def run(ctx: PointContext) -> dict[str, float]:
     m = ctx.machine
     env = m.env
     p: NfsParams = ctx.params  # type: ignore[assignment]
-    warmup = ctx.scenario.warmup
-    end = warmup + ctx.scenario.duration
+    warmup = ctx.warmup
+    end = warmup + ctx.duration
     rq = RunQueues(env, m.cpus)
     fig = Figures()
 
@@ -438,7 +435,7 @@ def run(ctx: PointContext) -> dict[str, float]:
     aa = st.alloc_arg
     ctx.pages_measured = st.alloc_arg_pages
     rs = reclaim.stats
-    duration = ctx.scenario.duration
+    duration = ctx.duration
     busy = sum(rq.busy_ns.values()) / (env.now * len(m.cpus)) if env.now > 0 else 0.0
     return {
         "ops_per_s": st.completed_in_window / (duration / 1e9),
@@ -507,7 +504,7 @@ def background(
             while held and held[0][0] <= env.now:
                 yield from free_unref_page_run(cpu, held.popleft()[1])
         yield from rq.release(cpu)
-        if env.now >= ctx.scenario.warmup:
+        if env.now >= ctx.warmup:
             fig.background_pages += len(got)
 
 

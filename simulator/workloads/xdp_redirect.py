@@ -48,12 +48,11 @@ from simulator.net.page_pool import PagePool, PoolStats
 from simulator.net.tally import NetTally
 from simulator.net.veth import VethRq, veth_poll
 from simulator.stats import Histogram
-from simulator.workloads import Workload
+from simulator.workloads.api import PointContext, Workload
 from simulator.workloads.page_bench import select_cpus
 
 if TYPE_CHECKING:
     from simulator.hardware import Hardware
-    from simulator.run import PointContext
 
 MAX_REFILL = 256
 
@@ -220,13 +219,11 @@ def bring_up(
 ) -> Generator[simpy.Event, None, None]:
     """Once every CPU has filled its rings: the link comes up (`start`), statistics count from
     the end of warm-up, and memory pressure (if any) arrives half-way through warm-up."""
-    from simulator.run import reset_stats  # run imports the workloads: import at use
-
     m = ctx.machine
     env = m.env
     yield simpy.AllOf(env, filled)
     t0 = env.now
-    warmup = ctx.scenario.warmup
+    warmup = ctx.warmup
     ctx.measured_cpus = list(cpus)
     ctx.window_start = t0 + warmup
     start.succeed(t0)
@@ -236,7 +233,7 @@ def bring_up(
         yield env.timeout(warmup - warmup / 2)
     else:
         yield env.timeout(warmup)
-    reset_stats(m)
+    ctx.end_warmup()
 
 
 def memory_pressure(m: Machine, nodes: list[int], over_low: int) -> None:
@@ -263,8 +260,8 @@ def run(ctx: PointContext) -> dict[str, Any]:
     params: XdpRedirectParams = ctx.params  # type: ignore[assignment]
     nc = net_costs(m.hw, params.outside_ns)
     cpus = select_cpus(m, p.cpus, params.cpu_placement)
-    warmup = ctx.scenario.warmup
-    duration = ctx.scenario.duration
+    warmup = ctx.warmup
+    duration = ctx.duration
     nq = len(cpus) * params.queues_per_cpu
     saturate = params.offered_load == "saturate"
     rate = None if saturate else float(params.offered_load) / nq / 1e9
