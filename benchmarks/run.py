@@ -248,8 +248,8 @@ def _dur(us: float) -> str:
 def bench_checks(q: float) -> list[dict[str, Any]]:
     """Wall time of the model's own checks: the lazy boot of a 1 TiB zone, and the invariant
     checks run at the end of every point, on the biggest profile."""
-    from simulator.machine.machine import Machine
     from simulator.mm.buddy import FreeArea, FreeAreaLines, free_area_init_lazy
+    from simulator.mm.machine import Machine
 
     rows: list[dict[str, Any]] = []
     best = float("inf")

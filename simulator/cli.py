@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import simulator
 from simulator import run as run_module
-from simulator.calibration import derive, format_derivation, load_calibration
+from simulator.calibration import Calibration, derive, format_derivation, load_calibration, load_outside_file
 from simulator.errors import ConfigError, InvariantError, Problem
 from simulator.hardware import Hardware, load_hardware
 from simulator.kernels import KernelConfig
@@ -329,12 +329,6 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     )
 
 
-def preflight(sc: Scenario) -> None:
-    """Checks a point would otherwise only fail on, done before anything runs."""
-    derive(sc.hardware)
-    _node_memory_problems(sc.hardware, sc.model.kernel.thp)
-
-
 def _node_memory_problems(hw: Hardware, thp: bool) -> None:
     msgs = check_node_memory(hw, thp=thp)
     if msgs:
@@ -540,7 +534,6 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from simulator import results  # pandas: only this command needs it
 
     sc = load_scenario(args.scenario, _overrides(args))
-    preflight(sc)
     out = args.out if args.out is not None else Path("results") / sc.name
     check_out_dir(out)
     with results.writer_lock(out, sc.name):
@@ -880,7 +873,8 @@ def cmd_zoneinfo(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """`pagesim calibrate`: the derivation table, or JSON of its steps and the costs."""
     hw = load_hardware(args.hardware)
-    costs, steps = derive(hw)
+    cal = Calibration(hw)
+    costs, steps = derive(hw, cal.profile, reference=cal.reference)
     if args.json:
         doc = {
             "hardware": hw.name,
@@ -890,7 +884,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         }
         print(to_json(doc))
     else:
-        print(format_derivation(hw, steps))
+        print(format_derivation(hw, steps, cal.profile))
     return EXIT_OK
 
 
@@ -903,7 +897,7 @@ def check_file(path: str) -> str:
     A mapping with `scenarios` (and neither of the next two) is a sweep file; with `workload` or
     `hardware` (a scenario's required fields; a hardware file has neither) a scenario; with
     `reference` and `self_percent`, the allocator calibration; with `inputs`, the XDP network-cost
-    file (when simulator.net exists); anything else is read as a hardware file."""
+    file; anything else is read as a hardware file."""
     p = Path(path)
     doc = read_yaml_mapping(p)
     if "scenarios" in doc and "workload" not in doc and "hardware" not in doc:
@@ -912,29 +906,18 @@ def check_file(path: str) -> str:
         sweep.load_sweep(p)  # every scenario it lists, with its settings and grid axes
         return "sweep"
     if "workload" in doc or "hardware" in doc:
-        preflight(load_scenario(p))
+        load_scenario(p)  # with what a point would otherwise only fail on: costs, node memory
         return "scenario"
     if "self_percent" in doc and "reference" in doc:
         load_calibration(p)
         return "calibration"
-    if "inputs" in doc and _check_net_costs_file(p):
+    if "inputs" in doc:
+        load_outside_file(p)
         return "network-cost calibration"
     hw = load_hardware(p)
     derive(hw)
     _node_memory_problems(hw, thp=True)
     return "hardware"
-
-
-def _check_net_costs_file(path: Path) -> bool:
-    name = "simulator.net.costs"
-    try:
-        costs = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name not in (name, "simulator.net"):
-            raise
-        return False
-    costs.load_outside_file(path)
-    return True
 
 
 def cmd_check(args: argparse.Namespace) -> int:

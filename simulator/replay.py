@@ -32,10 +32,11 @@ import yaml
 
 from simulator.calibration import ALLOCATOR_FUNCTIONS, REPLAYED_MARK, Replayed
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import build_machine
+from simulator.run import point_context
 from simulator.scenario import Scenario
+from simulator.system import build_machine
 from simulator.workloads import WORKLOADS
-from simulator.workloads.api import Point, PointContext
+from simulator.workloads.api import Point
 
 # model function -> the profiled symbol its lines count against (inlined callees count against
 # their caller, as in the profile)
@@ -102,9 +103,11 @@ def replay(sc: Scenario, point: Point) -> tuple[Replayed, dict[str, Any]]:
     """Replay `point` of `sc` (the profiled configuration); returns the stalls per packet of each
     profiled function and the run's row figures."""
     env = simpy.Environment()
-    m = build_machine(env, sc.hardware, sc.model.kernel.to_config(), cpu_class=ProfilingCPU)
+    m = build_machine(
+        env, sc.hardware, sc.model.kernel.to_config(), sc.costs, sc.code, cpu_class=ProfilingCPU
+    )
     m.tapes = False
-    ctx = PointContext(m, sc.params, point, sc.model.seed, sc.model.warmup, sc.model.duration)
+    ctx = point_context(m, sc, point)
     cpu = m.cpus[0]
     assert isinstance(cpu, ProfilingCPU)
     cpu.observe_frontend()

@@ -18,9 +18,10 @@ from typing import Any
 import simpy
 
 from simulator.machine.cache import L2
-from simulator.machine.machine import Machine, build_machine
+from simulator.mm.machine import Machine
 from simulator.scenario import Scenario
 from simulator.stats import Histogram
+from simulator.system import build_machine
 from simulator.workloads import WORKLOADS
 from simulator.workloads.api import Point, PointContext
 
@@ -40,6 +41,11 @@ def expand(sc: Scenario) -> list[Point]:
         for g in grid_combinations(sc)
         for s, b, c, r in itertools.product(m.strategies, m.batches, m.cpus, range(m.replications))
     ]
+
+
+def point_context(m: Machine, sc: Scenario, point: Point) -> PointContext:
+    """What the workload of `sc` gets to run `point` on machine `m`."""
+    return PointContext(m, sc.params, point, sc.model.seed, sc.model.warmup, sc.model.duration, sc.derived)
 
 
 def allocator_stats(m: Machine, ctx: PointContext) -> dict[str, float]:
@@ -151,8 +157,8 @@ def run_point(sc: Scenario, point: Point, progress: Progress | None = None) -> d
         env = simpy.Environment()
     else:
         env = _ReportingEnvironment(progress, sc.model.warmup + sc.model.duration)
-    m = build_machine(env, sc.hardware, sc.model.kernel.to_config())
-    ctx = PointContext(m, sc.params, point, sc.model.seed, sc.model.warmup, sc.model.duration)
+    m = build_machine(env, sc.hardware, sc.model.kernel.to_config(), sc.costs, sc.code)
+    ctx = point_context(m, sc, point)
     workload = WORKLOADS[sc.model.workload]
     figures = workload.run(ctx)
     m.check_invariants()

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from simulator import cli
-from simulator.machine.machine import Machine
 from simulator.mm import strategies
+from simulator.mm.machine import Machine
 from simulator.mm.mmzone import NR_FREE_PAGES
 from simulator.workloads import WORKLOADS
 

@@ -21,12 +21,12 @@ import simpy
 from conftest import TINY_2NODE, new_machine, run_on
 
 from simulator.errors import InvariantError
-from simulator.machine.machine import Machine, pcp_count_max
 from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm import buddy
 from simulator.mm.balloon import balloon_inflate
 from simulator.mm.buddy import FPI_NONE, LAZY, FreeArea, FreeAreaLines, free_area_init_lazy
 from simulator.mm.gfp import GFP_KERNEL, Gfp
+from simulator.mm.machine import Machine, pcp_count_max
 from simulator.mm.mmzone import (
     MAX_ORDER,
     MIGRATE_MOVABLE,

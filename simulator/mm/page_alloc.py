@@ -47,7 +47,7 @@ from simulator.mm.zone import Zone
 if TYPE_CHECKING:
     from simulator.kernels import KernelConfig
     from simulator.machine.cpu import CPU
-    from simulator.machine.machine import Machine
+    from simulator.mm.machine import Machine
     from simulator.mm.pcp import PerCpuPages
 
 Gen = Generator[simpy.Event, None, object]

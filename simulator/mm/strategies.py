@@ -39,7 +39,7 @@ from simulator.mm.page_alloc_run import alloc_pages_node_run, free_unref_page_ru
 
 if TYPE_CHECKING:
     from simulator.machine.cpu import CPU
-    from simulator.machine.machine import Machine
+    from simulator.mm.machine import Machine
 
 STRATEGIES = ("single", "bulk_list", "bulk_array", "pagevec")
 FREE_STRATEGIES = ("one_by_one", "free_unref_page_list", "free_pages_bulk")

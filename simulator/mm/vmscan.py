@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import simpy
 
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm.balloon import balloon_deflate
+from simulator.mm.machine import Machine
 from simulator.mm.mmzone import NR_FREE_PAGES, ZONE_NORMAL
 from simulator.mm.page_alloc import __zone_watermark_ok as _watermark_ok  # no __ name in a class body
 from simulator.mm.vmstat import zone_page_state, zone_page_state_snapshot

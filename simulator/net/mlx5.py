@@ -38,7 +38,7 @@ from simulator.net.veth import DEV_MAP_BULK_SIZE, Frame, VethRq, __veth_xdp_flus
 
 if TYPE_CHECKING:
     from simulator.machine.cpu import CPU
-    from simulator.machine.machine import Machine
+    from simulator.mm.machine import Machine
     from simulator.net.costs import NetCosts
     from simulator.net.tally import NetTally
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.calibration import load_calibration
+from simulator.calibration import Fitted, load_calibration, outside_path, write_fitted
 from simulator.hardware import Hardware
-from simulator.net.costs import Fitted, outside_path, write_fitted
 from simulator.scenario import Overrides
 from simulator.validation.runs import NO_CHANGE, ROOT, XDP_SCENARIO, ModelChange, run_with, scenario_with
 from simulator.workloads.api import Point

@@ -12,11 +12,10 @@ from typing import Any
 
 import yaml
 
-from simulator.calibration import load_calibration
+from simulator.calibration import Calibration, Fitted, load_calibration, net_costs
 from simulator.hardware import Hardware
-from simulator.net.costs import Fitted, load_outside_file, net_costs, outside_path
 from simulator.scenario import Overrides
-from simulator.validation.bench import bench_page_pool
+from simulator.validation.bench import TESTS, bench_page_pool
 from simulator.validation.fit import REFILL, Fit, fit_outside, target_pps
 from simulator.validation.mechanisms import ALL_OUT, AS_MODELLED, ASSUMED, MECHANISMS, Variant
 from simulator.validation.runs import (
@@ -135,9 +134,10 @@ def generate(s: Settings) -> str:
     wall0 = time.perf_counter()
     base = scenario_with(XDP_SCENARIO, _ov(s), _top(s, BULK_KERNEL))
     hw = base.hardware
-    fitted = load_outside_file(outside_path(hw)).fitted
+    cal = Calibration(hw)
+    fitted = cal.network.fitted
     assert fitted is not None
-    nc = net_costs(hw)
+    nc = net_costs(cal)
 
     variants = predict(hw, s.variants, s, fitted.outside_ns_per_packet)
     assumed = predict(hw, s.assumed, s, fitted.outside_ns_per_packet)
@@ -166,8 +166,8 @@ def generate(s: Settings) -> str:
     curve = run_jobs([Job(xdp, Point(st, r, 1)) for st in BULK for r in s.refills], s.workers)
 
     s.progress("bench_page_pool_simple")
-    bench = {k: bench_page_pool(hw, k, s.bench_loops) for k in ("fast_path", "ptr_ring", "slow")}
-    inputs = load_outside_file(outside_path(hw)).inputs.page_pool_bench_cycles
+    bench = {k: bench_page_pool(hw, k, s.bench_loops) for k in TESTS}
+    inputs = cal.network.inputs.page_pool_bench_cycles
     parts = [
         render_header(hw, nc.outside, s, time.perf_counter() - wall0),
         render_side_by_side(hw, main, bench, inputs),

@@ -17,13 +17,14 @@ import numpy as np
 import simpy
 from pydantic import BaseModel
 
-from simulator.machine.machine import AllocStats
+from simulator.mm.machine import AllocStats
 from simulator.stats import Histogram
 
 if TYPE_CHECKING:
+    from simulator.calibration import Calibration
     from simulator.hardware import Hardware
     from simulator.machine.cpu import CPU
-    from simulator.machine.machine import Machine
+    from simulator.mm.machine import Machine
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,10 @@ class Point:
 @dataclass
 class PointContext:
     """What a workload's run function gets: the booted machine, the workload's parameters, the
-    point, the root seed, and the simulated time to warm up (ns) and then to measure (ns). The run
-    function leaves what the allocator statistics need here (pages measured, measured CPUs and
-    the start of the measurement window)."""
+    point, the root seed, the simulated time to warm up (ns) and then to measure (ns), and what
+    the workload derived from the calibration when the scenario was loaded (Workload.derive). The
+    run function leaves what the allocator statistics need here (pages measured, measured CPUs
+    and the start of the measurement window)."""
 
     machine: Machine
     params: BaseModel
@@ -49,6 +51,7 @@ class PointContext:
     seed: int
     warmup: float
     duration: float
+    derived: Any = None
     pages_measured: int = 0
     measured_cpus: list[CPU] = field(default_factory=list)
     window_start: float = 0.0
@@ -105,15 +108,21 @@ def _no_check(model: Any, params: BaseModel, hw: Hardware, file: str) -> None:
     return None
 
 
+def _nothing(params: BaseModel, cal: Calibration) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Workload:
     """A workload module's entry in the registry (simulator/workloads/__init__.py): its parameter
-    model (the scenario section named after it), a cross-check against the hardware, a run
-    function returning the workload's own figures, and the columns worth showing in the CLI's
-    table."""
+    model (the scenario section named after it), a cross-check against the hardware, what it
+    derives from the calibration once, when a scenario is loaded (its own costs: PointContext's
+    `derived`), a run function returning the workload's own figures, and the columns worth
+    showing in the CLI's table."""
 
     name: str
     params: type[BaseModel]
     run: Callable[[PointContext], dict[str, Any]]
     check: Callable[[Any, BaseModel, Hardware, str], None] = _no_check
+    derive: Callable[[BaseModel, Calibration], Any] = _nothing
     summary: tuple[str, ...] = ()  # the workload's figures the CLI table shows

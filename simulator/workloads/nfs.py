@@ -27,14 +27,14 @@ import numpy as np
 import simpy
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.calibration import ALLOCATOR_FUNCTIONS, load_calibration
+from simulator.calibration import ALLOCATOR_FUNCTIONS, Calibration, CalibrationInput
 from simulator.errors import ConfigError
 from simulator.hardware import Hardware
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm.balloon import balloon_inflate
 from simulator.mm.gfp import GFP_KERNEL, Gfp
+from simulator.mm.machine import Machine
 from simulator.mm.mmzone import MIGRATE_MOVABLE, NR_FREE_PAGES, PAGE_SIZE, ZONE_NORMAL
 from simulator.mm.page_alloc_run import alloc_pages_node_run, free_unref_page_run
 from simulator.mm.vmscan import Reclaim, reclaim_ns_per_page
@@ -66,15 +66,15 @@ GFP_HIGHUSER_MOVABLE = Gfp(
 BACKGROUND_GFP = {"GFP_KERNEL": GFP_KERNEL, "GFP_HIGHUSER_MOVABLE": GFP_HIGHUSER_MOVABLE}
 
 
-def derive_wire_packet_ns(hw: Hardware) -> tuple[float, str]:
+def derive_wire_packet_ns(hw: Hardware, cal: CalibrationInput) -> tuple[float, str]:
     """The named calibration of network work per TCP segment, from the reference profile.
 
     The reference host spent 1e9 / 3,677,958 = 271.9 ns per packet of XDP redirect, SKB build
     and free (KF §1); minus the page allocator's share of the profile (15.76 %) that is 229 ns
     of kernel network work per packet, scaled by clock ratio to `hw`. Assumed: a TCP segment of
     an NFS request or reply costs the server what one such packet did (no GRO/TSO batching,
-    no data copy: both move this figure, in opposite directions)."""
-    cal = load_calibration(hw.calibration_path())
+    no data copy: both move this figure, in opposite directions). `cal`: the allocator's
+    calibration (the reference profile)."""
     per_packet = 1e9 / cal.reference.packets_per_second
     share = sum(cal.self_percent[f] for f in ALLOCATOR_FUNCTIONS) / 100.0
     scale = cal.reference.clock / hw.cpu.clock
@@ -319,9 +319,7 @@ def run(ctx: PointContext) -> dict[str, float]:
 
     mix = p.mix
     cdf = request_kind_cdf(mix)
-    per_packet = (
-        p.service.per_wire_packet if p.service.per_wire_packet is not None else derive_wire_packet_ns(m.hw)[0]
-    )
+    per_packet = p.service.per_wire_packet if p.service.per_wire_packet is not None else ctx.derived
     kinds = []
     for k in mix:
         req_bytes = p.service.header + (k.payload if k.op == "write" else 0)
@@ -523,11 +521,18 @@ def sampler(
         yield env.timeout(every)
 
 
+def derive(params: BaseModel, cal: Calibration) -> float:
+    """The network work per TCP segment derived from the reference profile (derive_wire_packet_ns),
+    for `service.per_wire_packet` when the scenario does not set it."""
+    return derive_wire_packet_ns(cal.hw, cal.profile)[0]
+
+
 WORKLOAD = Workload(
     "nfs",
     NfsParams,
     run,
     check,
+    derive,
     summary=(
         "ops_per_s",
         "svc_alloc_arg_us_mean",

@@ -19,8 +19,8 @@ import simpy
 from pydantic import BaseModel, ConfigDict
 
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.mm.gfp import GFP_MASKS
+from simulator.mm.machine import Machine
 from simulator.mm.page_alloc import PageList, __alloc_pages_bulk
 from simulator.mm.strategies import CallerBuffers, alloc_attempt, free_attempt, free_list_attempt
 from simulator.workloads.api import PointContext, Workload

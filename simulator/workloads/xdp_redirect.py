@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import simpy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simulator.calibration import Calibration, net_costs
 from simulator.errors import ConfigError
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.mm.balloon import balloon_inflate
+from simulator.mm.machine import Machine
 from simulator.mm.mmzone import NR_FREE_PAGES, ZONE_NORMAL
 from simulator.mm.vmstat import zone_page_state
-from simulator.net.costs import net_costs
+from simulator.net.costs import NetCosts
 from simulator.net.mlx5 import (
     MLX5_MPWRQ_PAGES_PER_WQE,
     NAPI_POLL_WEIGHT,
@@ -104,7 +105,7 @@ class XdpRedirectParams(BaseModel):
 
 
 def check(model: Any, params: BaseModel, hw: Hardware, file: str) -> None:
-    """Cross-checks against the hardware: refill sizes, nodes, and that the outside cost exists."""
+    """Cross-checks against the hardware: refill sizes and nodes."""
     p: XdpRedirectParams = params  # type: ignore[assignment]
     bad = [b for b in model.batches if not 1 <= b <= MAX_REFILL]
     if bad:
@@ -115,7 +116,12 @@ def check(model: Any, params: BaseModel, hw: Hardware, file: str) -> None:
         raise ConfigError.one(
             file, "xdp_redirect.pool_node", f"{hw.name} has {hw.nnodes} node(s)", p.pool_node
         )
-    net_costs(hw, p.outside_ns)
+
+
+def derive(params: BaseModel, cal: Calibration) -> NetCosts:
+    """The network path's costs on this hardware (the fitted outside cost, or the scenario's)."""
+    p: XdpRedirectParams = params  # type: ignore[assignment]
+    return net_costs(cal, p.outside_ns)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,7 +264,7 @@ def run(ctx: PointContext) -> dict[str, Any]:
     """Run the XDP-redirect replay for one point; returns the workload's figures."""
     m, p = ctx.machine, ctx.point
     params: XdpRedirectParams = ctx.params  # type: ignore[assignment]
-    nc = net_costs(m.hw, params.outside_ns)
+    nc: NetCosts = ctx.derived
     cpus = select_cpus(m, p.cpus, params.cpu_placement)
     warmup = ctx.warmup
     duration = ctx.duration
@@ -378,5 +384,6 @@ WORKLOAD = Workload(
     XdpRedirectParams,
     run,
     check,
+    derive,
     summary=("pps", "ns_per_packet", "alloc_ns_per_packet", "irq_latency_p99_ns"),
 )
