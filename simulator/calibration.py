@@ -275,25 +275,8 @@ def derive(
     scale = cal.reference.clock / hw.cpu.clock
     o = cal.ops
     rq_ops = o.rmqueue.per_page + o.rmqueue.per_call + o.rmqueue.statistics
-    if rq_ops <= o.free_unref_page:
-        raise ConfigError.one(
-            str(cal_path), "ops", "rmqueue must count more operations than free_unref_page (two equations)"
-        )
-    # The two equations of the profiled kernel's fast path (module docstring).
-    op = (work_ns["rmqueue"] - work_ns["free_unref_page"]) / (rq_ops - o.free_unref_page)
-    toggle_ns = work_ns["free_unref_page"] - o.free_unref_page * op
-    if cal.reference.kernel != "5.11":
-        raise ConfigError.one(
-            str(cal_path), "reference.kernel", "the derivation is written for a 5.11 (popf) profile"
-        )
+    op, toggle_ns, sti_share, fup_ops = _fast_path(hw, cal, ref_hw, work_ns, toggle)
     k = hw.kernel_costs
-    sti_share = hw.ns(k.local_irq_save_restore) / hw.ns(k.local_irq_save_restore_popf)
-    fup_ops = o.free_unref_page
-    if toggle == "tight_loop_sti":
-        toggle_ns = ref_hw.ns(ref_hw.kernel_costs.local_irq_save_restore)
-        op = (work_ns["rmqueue"] - toggle_ns) / rq_ops
-        sti_share = 1.0
-        fup_ops = (work_ns["free_unref_page"] - toggle_ns) / op
     ref_call = ref_hw.ns(ref_hw.kernel_costs.call)
     checks = cal.list_checks_per_packet
     add_n, del_n = checks["__list_add_valid"].total, checks["__list_del_entry_valid"].total
@@ -372,6 +355,36 @@ def derive(
         for name, (v, formula) in ref.items()
     ]
     return costs.for_kernel(KernelConfig()), steps
+
+
+def _fast_path(
+    hw: Hardware, cal: CalibrationInput, ref_hw: Hardware, work_ns: dict[str, float], toggle: str
+) -> tuple[float, float, float, float]:
+    """The two equations of the profiled kernel's fast path (module docstring), solved: the work
+    per operation, the in-context popf toggle, the >= 5.12 toggle's share of it, and
+    free_unref_page's operations (all as derive()'s `toggle` asks)."""
+    cal_path = hw.calibration_path()
+    o = cal.ops
+    rq_ops = o.rmqueue.per_page + o.rmqueue.per_call + o.rmqueue.statistics
+    if rq_ops <= o.free_unref_page:
+        raise ConfigError.one(
+            str(cal_path), "ops", "rmqueue must count more operations than free_unref_page (two equations)"
+        )
+    op = (work_ns["rmqueue"] - work_ns["free_unref_page"]) / (rq_ops - o.free_unref_page)
+    toggle_ns = work_ns["free_unref_page"] - o.free_unref_page * op
+    if cal.reference.kernel != "5.11":
+        raise ConfigError.one(
+            str(cal_path), "reference.kernel", "the derivation is written for a 5.11 (popf) profile"
+        )
+    k = hw.kernel_costs
+    sti_share = hw.ns(k.local_irq_save_restore) / hw.ns(k.local_irq_save_restore_popf)
+    fup_ops = o.free_unref_page
+    if toggle == "tight_loop_sti":
+        toggle_ns = ref_hw.ns(ref_hw.kernel_costs.local_irq_save_restore)
+        op = (work_ns["rmqueue"] - toggle_ns) / rq_ops
+        sti_share = 1.0
+        fup_ops = (work_ns["free_unref_page"] - toggle_ns) / op
+    return op, toggle_ns, sti_share, fup_ops
 
 
 def net_costs(cal: Calibration, outside_override: float | None = None) -> NetCosts:
