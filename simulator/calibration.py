@@ -210,17 +210,31 @@ def load_outside_file(path: Path) -> OutsideFile:
     return validate(OutsideFile, read_yaml_mapping(path), str(path))
 
 
-def write_fitted(path: Path, fitted: Fitted) -> None:
-    """Replace the `fitted:` section of the outside file, keeping the hand-written inputs (and
-    their comments) above it as they are."""
+def _replace_section(path: Path, mark: str, section: dict[str, Any]) -> None:
+    """Replace the section of a calibration file that starts at the line `mark` (and runs to
+    the end) with `section`, keeping the hand-written inputs (and their comments) above it."""
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
-    cut = next((i for i, ln in enumerate(lines) if ln.startswith(FITTED_MARK)), len(lines))
+    cut = next((i for i, ln in enumerate(lines) if ln.startswith(mark)), len(lines))
     head = "".join(lines[:cut])
     if not head.endswith("\n"):
         head += "\n"
-    body = yaml.safe_dump({"fitted": fitted.model_dump(mode="json")}, sort_keys=False, width=100)
+    body = yaml.safe_dump(section, sort_keys=False, width=100)
     path.write_text(head + body, encoding="utf-8")
+
+
+def write_fitted(path: Path, fitted: Fitted) -> None:
+    """Replace the `fitted:` section of the outside file (the calibration step's fit)."""
+    _replace_section(path, FITTED_MARK, {"fitted": fitted.model_dump(mode="json")})
+
+
+def write_replayed(path: Path, replayed: Replayed) -> None:
+    """Replace the `replayed:` section of the allocator's calibration file (the replay of the
+    profiled run, simulator/replay.py)."""
+    doc = replayed.model_dump(mode="json")
+    for key in ("stalls_ns_per_packet", "frontend_ns_per_packet"):
+        doc[key] = {k: round(v, 6) for k, v in doc[key].items()}
+    _replace_section(path, REPLAYED_MARK, {"replayed": doc})
 
 
 @dataclass(frozen=True)

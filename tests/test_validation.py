@@ -17,8 +17,8 @@ from simulator.calibration import (
     net_costs,
     outside_path,
     write_fitted,
+    write_replayed,
 )
-from simulator.replay import write_replayed
 from simulator.validation import (
     ALL_OUT,
     ASSUMED,
