@@ -140,8 +140,9 @@ class LocalExecutor(Executor):
 class DaskExecutor(Executor):
     """A Dask distributed cluster: a scheduler address, or a Client (tests: a LocalCluster's).
 
-    Workers must run the same pagesim (checked: code_fingerprint) and read the hardware and
-    calibration files at the same paths (a shared checkout or an identical install)."""
+    Workers must run the same pagesim (checked: code_fingerprint). They read no scenario, hardware
+    or calibration file: a scenario reaches them with its hardware and the costs derived from its
+    calibration."""
 
     scheduler: str | Client
     timeout: str = "15s"  # to connect to the scheduler
