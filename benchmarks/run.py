@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 import against  # noqa: E402
 
 import simulator.run as run_mod  # noqa: E402
+import simulator.workloads.api as workload_api  # noqa: E402
 from simulator.run import expand, run_point  # noqa: E402
 from simulator.scenario import Overrides, Setting, load_scenario  # noqa: E402
 
@@ -104,7 +105,7 @@ def _timed_point(sc, point, memory: bool) -> tuple[dict, float, float, Counts, f
     envs: list[CountingEnvironment] = []
     real_env = run_mod.simpy.Environment
     real_build = run_mod.build_machine
-    real_reset = run_mod.reset_stats
+    real_reset = workload_api.reset_stats
 
     def factory() -> CountingEnvironment:
         env = CountingEnvironment()
@@ -124,7 +125,7 @@ def _timed_point(sc, point, memory: bool) -> tuple[dict, float, float, Counts, f
 
     run_mod.simpy.Environment = factory  # type: ignore[assignment]
     run_mod.build_machine = build  # type: ignore[assignment]
-    run_mod.reset_stats = reset  # type: ignore[assignment]
+    workload_api.reset_stats = reset  # type: ignore[assignment]
     gc.collect()
     if memory:
         tracemalloc.start()
@@ -140,7 +141,7 @@ def _timed_point(sc, point, memory: bool) -> tuple[dict, float, float, Counts, f
             tracemalloc.stop()
         run_mod.simpy.Environment = real_env  # type: ignore[assignment]
         run_mod.build_machine = real_build  # type: ignore[assignment]
-        run_mod.reset_stats = real_reset  # type: ignore[assignment]
+        workload_api.reset_stats = real_reset  # type: ignore[assignment]
     m = counts.machines[0]
     counts.allocated += m.stats.pages_allocated
     counts.freed += m.stats.pages_freed
@@ -260,8 +261,8 @@ def _dur(us: float) -> str:
 def bench_checks(q: float) -> list[dict[str, Any]]:
     """Wall time of the model's own checks: the lazy boot of a 1 TiB zone, and the invariant
     checks run at the end of every point, on the biggest profile."""
-    from simulator.machine.machine import Machine
     from simulator.mm.buddy import FreeArea, FreeAreaLines, free_area_init_lazy
+    from simulator.mm.machine import Machine
 
     rows: list[dict[str, Any]] = []
     best = float("inf")

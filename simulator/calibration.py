@@ -25,24 +25,33 @@ toggle times the ratio of the two tight-loop figures in the hardware file. CONFI
 checks cost their profiled self time divided by the checks per packet counted in the profiled
 path. Work scales by clock ratio to the simulated host. `pagesim calibrate HW.yaml` prints every
 step. page_bench's 199 cycles per page is not an input here; it checks the result.
+
+The XDP-redirect network path has its own calibration file beside the profile
+(hardware/calibration/xdp-redirect-outside.yaml): documented inputs and the one fitted parameter,
+turned into the network path's costs (simulator/net/costs.py) by net_costs().
+
+This is the only module that reads and writes the calibration files. A Calibration holds the
+files of one hardware file, read once; a scenario derives its costs from it when it is loaded
+(simulator/scenario.py), and the model gets only the derived tables.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
+import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from simulator.costs import Costs
 from simulator.errors import ConfigError
 from simulator.hardware import Hardware, load_hardware
+from simulator.kernels import KernelConfig
+from simulator.net.costs import NetCosts
 from simulator.units import parse_ghz
 from simulator.yamlio import read_yaml_mapping, validate
-
-if TYPE_CHECKING:
-    from simulator.kernels import KernelConfig
 
 GHz = Annotated[float, BeforeValidator(parse_ghz)]
 
@@ -61,6 +70,9 @@ ALLOCATOR_FUNCTIONS = (
 LIST_CHECKS = ("__list_add_valid", "__list_del_entry_valid")
 PROFILED = (*ALLOCATOR_FUNCTIONS, *LIST_CHECKS)
 REPLAYED_MARK = "replayed:"
+OUTSIDE_FILE = "xdp-redirect-outside.yaml"
+FITTED_MARK = "fitted:"
+RECALIBRATE = "python -m simulator.validation --calibrate"
 
 
 class _Strict(BaseModel):
@@ -118,64 +130,33 @@ class CalibrationInput(_Strict):
     replayed: Replayed | None = None
 
 
-@dataclass(frozen=True)
-class Costs:
-    """Every cost the allocator model charges, in ns on the simulated host, for one kernel.
+# The network path's file (hardware/calibration/xdp-redirect-outside.yaml) ----------------------
 
-    derive() gives the table for every kernel (the kernel-specific fields hold 5.12's values);
-    for_kernel() picks a kernel's IRQ toggle, statistics and additions."""
 
-    # documented primitives (hardware file)
-    irq_disable_enable: float
-    spin_lock_unlock: float
-    atomic: float
-    call: float
-    indirect_call: float
-    # derived from the reference profile (this module)
-    op: float  # work per C-level memory operation of the allocator's fast path
-    irq_popf: float  # local_irq_save + a push+popf local_irq_restore (<= 5.11), in context
-    irq_sti: float  # local_irq_save + a conditional-sti local_irq_restore (>= 5.12), in context
-    alloc_pages_nodemask: float  # per call: __alloc_pages_nodemask, prepare_alloc_pages
-    get_page_from_freelist: float  # per call: zonelist walk, zone_watermark_fast
-    rmqueue_call: float  # per call: rmqueue()/rmqueue_pcplist() bookkeeping besides statistics
-    rmqueue_page: float  # per page: __rmqueue_pcplist's list_del and pcp->count--
-    statistics_inc: float  # one __count_zid_vm_events + zone_statistics, 5.11-5.13, local zone
-    statistics_inc_remote: float  # the same for a zone of another node (three __inc_numa_state)
-    statistics_count: float  # 5.14: counters without threshold or calls, local zone
-    statistics_count_remote: float  # 5.14, a zone of another node
-    prep_new_page: float  # per page
-    free_unref_page: float  # per call, besides its IRQ toggle
-    free_unref_page_prepare: float  # per page
-    free_pcp_prepare: float  # per page
-    free_unref_page_commit: float  # per page: list_add, count++, the high check (5.11-5.13)
-    reclaim_active_test: float  # 5.14: nr_pcp_high()'s test_bit(ZONE_RECLAIM_ACTIVE) per free
-    pcp_free_factor: float  # 5.14: rmqueue_pcplist's free_factor >>= 1 per allocation
-    put_page: float  # put_page's layers before free_unref_page (besides the atomic and calls)
-    page_frag_free: float  # page_frag_free's work before free_unref_page (besides the atomic)
-    list_add_check: float  # __list_add_valid, per list_add/list_add_tail with CONFIG_DEBUG_LIST=y
-    list_del_check: float  # __list_del_entry_valid, per list_del with CONFIG_DEBUG_LIST=y
-    list_line: float  # per line a buddy/pcp list operation touches (a load and a store)
-    # the kernel's choices (for_kernel)
-    irq_save_restore: float = 0.0  # the toggle the kernel runs
-    statistics: float = 0.0  # the kernel's statistics per call, local zone
-    statistics_remote: float = 0.0  # ... and for a zone of another node
-    pcp_alloc_extra: float = 0.0  # the kernel's per-allocation additions to rmqueue_pcplist
-    pcp_free_extra: float = 0.0  # the kernel's per-free additions to free_unref_page_commit
+class PoolBench(_Strict):
+    """bench_page_pool_simple figures, cycles(tsc) per page on the reference host."""
 
-    def for_kernel(self, k: KernelConfig) -> Costs:
-        """The costs `k` runs: its IRQ toggle, its statistics, its additions."""
-        five14 = k.numa_statistics == "count_numa_events"
-        return dataclasses.replace(
-            self,
-            irq_save_restore=self.irq_popf if k.irq_restore == "popf" else self.irq_sti,
-            statistics=self.statistics_count if five14 else self.statistics_inc,
-            statistics_remote=self.statistics_count_remote if five14 else self.statistics_inc_remote,
-            pcp_alloc_extra=self.pcp_free_factor if k.pcp_free == "nr_pcp_free" else 0.0,
-            pcp_free_extra=self.reclaim_active_test if k.pcp_free == "nr_pcp_free" else 0.0,
-        )
+    fast_path: float = Field(gt=0)
+    ptr_ring: float = Field(gt=0)
+    slow: float = Field(gt=0)
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+
+class NetInputs(_Strict):
+    profile_self_percent: dict[str, float]
+    page_pool_bench_cycles: PoolBench
+    fast_path_alloc_share: float = Field(gt=0, lt=1)
+
+
+class Fitted(_Strict):
+    outside_ns_per_packet: float = Field(gt=0)
+    host: str
+    clock_ghz: float = Field(gt=0)
+    record: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutsideFile(_Strict):
+    inputs: NetInputs
+    fitted: Fitted | None = None
 
 
 @dataclass(frozen=True)
@@ -220,17 +201,86 @@ def reference_hardware(cal_path: Path, cal: CalibrationInput) -> Hardware:
     return load_hardware(path)
 
 
+def outside_path(hw: Hardware) -> Path:
+    """hardware/calibration/xdp-redirect-outside.yaml: next to the allocator's calibration."""
+    return hw.calibration_path().parent / OUTSIDE_FILE
+
+
+def load_outside_file(path: Path) -> OutsideFile:
+    return validate(OutsideFile, read_yaml_mapping(path), str(path))
+
+
+def _replace_section(path: Path, mark: str, section: dict[str, Any]) -> None:
+    """Replace the section of a calibration file that starts at the line `mark` (and runs to
+    the end) with `section`, keeping the hand-written inputs (and their comments) above it."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    cut = next((i for i, ln in enumerate(lines) if ln.startswith(mark)), len(lines))
+    head = "".join(lines[:cut])
+    if not head.endswith("\n"):
+        head += "\n"
+    body = yaml.safe_dump(section, sort_keys=False, width=100)
+    path.write_text(head + body, encoding="utf-8")
+
+
+def write_fitted(path: Path, fitted: Fitted) -> None:
+    """Replace the `fitted:` section of the outside file (the calibration step's fit)."""
+    _replace_section(path, FITTED_MARK, {"fitted": fitted.model_dump(mode="json")})
+
+
+def write_replayed(path: Path, replayed: Replayed) -> None:
+    """Replace the `replayed:` section of the allocator's calibration file (the replay of the
+    profiled run, simulator/replay.py)."""
+    doc = replayed.model_dump(mode="json")
+    for key in ("stalls_ns_per_packet", "frontend_ns_per_packet"):
+        doc[key] = {k: round(v, 6) for k, v in doc[key].items()}
+    _replace_section(path, REPLAYED_MARK, {"replayed": doc})
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration files behind one hardware file, each read and validated the first time it
+    is asked for, then kept: the allocator's profile, the hardware file of the host it was taken
+    on, and the network path's file. A scenario holds one (its grid points read no file again)
+    and reads only the files its workload needs, in the order it needs them."""
+
+    hw: Hardware
+
+    @cached_property
+    def profile(self) -> CalibrationInput:
+        """The allocator's calibration: the reference perf profile and what the replay measured."""
+        return load_calibration(self.hw.calibration_path())
+
+    @cached_property
+    def reference(self) -> Hardware:
+        """The hardware of the host the profile was taken on (`hw` itself when it is that host)."""
+        if Path(self.hw.path).stem == self.profile.reference.host:
+            return self.hw
+        return reference_hardware(self.hw.calibration_path(), self.profile)
+
+    @cached_property
+    def network(self) -> OutsideFile:
+        """The XDP-redirect network path's inputs and fitted outside cost."""
+        return load_outside_file(outside_path(self.hw))
+
+
 def derive(
-    hw: Hardware, cal: CalibrationInput | None = None, toggle: str = "in_context"
+    hw: Hardware,
+    cal: CalibrationInput | None = None,
+    toggle: str = "in_context",
+    reference: Hardware | None = None,
 ) -> tuple[Costs, list[Step]]:
     """Costs for `hw` (every kernel's terms; Costs.for_kernel picks one) and the derivation
-    steps that produced them. `cal` replaces the calibration file (what-if variants).
-    toggle="tight_loop_sti" is the derivation pagesim used before it modelled the popf: every
-    kernel's toggle at the hardware file's >= 5.12 tight-loop figure, subtracted from the 5.11
-    self times (the validation report's comparison)."""
+    steps that produced them, from the calibration `cal` and the reference host's hardware
+    (a Calibration's profile and reference; read from the files when not given, and `cal` also
+    replaces the file for what-if variants). toggle="tight_loop_sti" is the derivation pagesim
+    used before it modelled the popf: every kernel's toggle at the hardware file's >= 5.12
+    tight-loop figure, subtracted from the 5.11 self times (the validation report's comparison)."""
     cal_path = hw.calibration_path()
     cal = cal or load_calibration(cal_path)
-    ref_hw = hw if Path(hw.path).stem == cal.reference.host else reference_hardware(cal_path, cal)
+    ref_hw = reference
+    if ref_hw is None:
+        ref_hw = hw if Path(hw.path).stem == cal.reference.host else reference_hardware(cal_path, cal)
     per_packet = 1e9 / cal.reference.packets_per_second
     self_ns = {f: cal.self_percent[f] / 100.0 * per_packet for f in PROFILED}
     stalls = cal.replayed.stalls_ns_per_packet if cal.replayed else {}
@@ -239,25 +289,8 @@ def derive(
     scale = cal.reference.clock / hw.cpu.clock
     o = cal.ops
     rq_ops = o.rmqueue.per_page + o.rmqueue.per_call + o.rmqueue.statistics
-    if rq_ops <= o.free_unref_page:
-        raise ConfigError.one(
-            str(cal_path), "ops", "rmqueue must count more operations than free_unref_page (two equations)"
-        )
-    # The two equations of the profiled kernel's fast path (module docstring).
-    op = (work_ns["rmqueue"] - work_ns["free_unref_page"]) / (rq_ops - o.free_unref_page)
-    toggle_ns = work_ns["free_unref_page"] - o.free_unref_page * op
-    if cal.reference.kernel != "5.11":
-        raise ConfigError.one(
-            str(cal_path), "reference.kernel", "the derivation is written for a 5.11 (popf) profile"
-        )
+    op, toggle_ns, sti_share, fup_ops = _fast_path(hw, cal, ref_hw, work_ns, toggle)
     k = hw.kernel_costs
-    sti_share = hw.ns(k.local_irq_save_restore) / hw.ns(k.local_irq_save_restore_popf)
-    fup_ops = o.free_unref_page
-    if toggle == "tight_loop_sti":
-        toggle_ns = ref_hw.ns(ref_hw.kernel_costs.local_irq_save_restore)
-        op = (work_ns["rmqueue"] - toggle_ns) / rq_ops
-        sti_share = 1.0
-        fup_ops = (work_ns["free_unref_page"] - toggle_ns) / op
     ref_call = ref_hw.ns(ref_hw.kernel_costs.call)
     checks = cal.list_checks_per_packet
     add_n, del_n = checks["__list_add_valid"].total, checks["__list_del_entry_valid"].total
@@ -331,8 +364,6 @@ def derive(
         indirect_call=hw.ns(k.indirect_call),
         **host,
     )
-    from simulator.kernels import KernelConfig
-
     steps = [
         Step(name, formula, v + calls.get(name, 0) * ref_call, host[name])
         for name, (v, formula) in ref.items()
@@ -340,9 +371,88 @@ def derive(
     return costs.for_kernel(KernelConfig()), steps
 
 
-def format_derivation(hw: Hardware, steps: list[Step]) -> str:
-    """The derivation as a text table (CLI output)."""
-    cal = load_calibration(hw.calibration_path())
+def _fast_path(
+    hw: Hardware, cal: CalibrationInput, ref_hw: Hardware, work_ns: dict[str, float], toggle: str
+) -> tuple[float, float, float, float]:
+    """The two equations of the profiled kernel's fast path (module docstring), solved: the work
+    per operation, the in-context popf toggle, the >= 5.12 toggle's share of it, and
+    free_unref_page's operations (all as derive()'s `toggle` asks)."""
+    cal_path = hw.calibration_path()
+    o = cal.ops
+    rq_ops = o.rmqueue.per_page + o.rmqueue.per_call + o.rmqueue.statistics
+    if rq_ops <= o.free_unref_page:
+        raise ConfigError.one(
+            str(cal_path), "ops", "rmqueue must count more operations than free_unref_page (two equations)"
+        )
+    op = (work_ns["rmqueue"] - work_ns["free_unref_page"]) / (rq_ops - o.free_unref_page)
+    toggle_ns = work_ns["free_unref_page"] - o.free_unref_page * op
+    if cal.reference.kernel != "5.11":
+        raise ConfigError.one(
+            str(cal_path), "reference.kernel", "the derivation is written for a 5.11 (popf) profile"
+        )
+    k = hw.kernel_costs
+    sti_share = hw.ns(k.local_irq_save_restore) / hw.ns(k.local_irq_save_restore_popf)
+    fup_ops = o.free_unref_page
+    if toggle == "tight_loop_sti":
+        toggle_ns = ref_hw.ns(ref_hw.kernel_costs.local_irq_save_restore)
+        op = (work_ns["rmqueue"] - toggle_ns) / rq_ops
+        sti_share = 1.0
+        fup_ops = (work_ns["free_unref_page"] - toggle_ns) / op
+    return op, toggle_ns, sti_share, fup_ops
+
+
+def net_costs(cal: Calibration, outside_override: float | None = None) -> NetCosts:
+    """The network path's costs on `cal.hw` (documented primitives come from the hardware file,
+    through the allocator's Costs):
+    - documented network-path work, from the `inputs:` of the network file, each with its source:
+      DMA map/unmap from the reference perf profile, page_pool's fast path from
+      bench_page_pool_simple;
+    - everything else a packet costs outside the page allocator and page_pool (mlx5 CQE handling,
+      the XDP program, devmap, veth, building and freeing the SKB...) as ONE number per packet,
+      the outside cost, fitted by `python -m simulator.validation --calibrate` so that the `single`
+      strategy reproduces the reference baseline (3,677,958 pps): the file's `fitted:` section.
+    Work measured on the reference host scales to another host by clock ratio, as the allocator's
+    does. `outside_override` (ns per packet on `hw`) replaces the fitted outside cost; the
+    calibration step itself uses it."""
+    hw = cal.hw
+    path = outside_path(hw)
+    f = cal.network
+    ref = cal.profile.reference
+    ref_ns_per_packet = 1e9 / ref.packets_per_second
+    scale = ref.clock / hw.cpu.clock  # instruction work measured at the reference clock
+    pct = f.inputs.profile_self_percent
+    for name in ("dma_map_page_attrs", "dma_unmap_page_attrs"):
+        if name not in pct:
+            raise ConfigError.one(
+                str(path), f"inputs.profile_self_percent.{name}", "required entry is missing"
+            )
+    # bench cycles are cycles(tsc) of the reference host: ns there, then clock-scaled
+    ref_tsc = cal.reference.cpu.tsc
+    fast = f.inputs.page_pool_bench_cycles.fast_path / ref_tsc * scale
+    share = f.inputs.fast_path_alloc_share
+    if outside_override is not None:
+        outside, source = outside_override, "scenario override (xdp_redirect.outside_ns)"
+    else:
+        if f.fitted is None:
+            raise ConfigError.one(
+                str(path), "fitted", f"the outside cost has not been fitted yet: run `{RECALIBRATE}`"
+            )
+        outside = f.fitted.outside_ns_per_packet * f.fitted.clock_ghz / hw.cpu.clock
+        source = f"fitted on {f.fitted.host} ({path.name})"
+    return NetCosts(
+        outside=outside,
+        dma_map=pct["dma_map_page_attrs"] / 100.0 * ref_ns_per_packet * scale,
+        dma_unmap=pct["dma_unmap_page_attrs"] / 100.0 * ref_ns_per_packet * scale,
+        pp_alloc=fast * share,
+        pp_recycle=fast * (1.0 - share),
+        outside_source=source,
+    )
+
+
+def format_derivation(hw: Hardware, steps: list[Step], cal: CalibrationInput | None = None) -> str:
+    """The derivation as a text table (CLI output); `cal`: the calibration it was derived from
+    (read from the file when not given)."""
+    cal = cal or load_calibration(hw.calibration_path())
     per_packet = 1e9 / cal.reference.packets_per_second
     replayed = (
         "stalls and list operations from the replay of "

@@ -17,7 +17,6 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -25,16 +24,17 @@ from typing import Any, NoReturn
 
 import simulator
 from simulator import run as run_module
-from simulator.calibration import derive, format_derivation, load_calibration
+from simulator.calibration import Calibration, derive, format_derivation, load_calibration, load_outside_file
 from simulator.errors import ConfigError, InvariantError, Problem
+from simulator.executor import DaskExecutor, Executor, LocalExecutor, Task
 from simulator.hardware import Hardware, load_hardware
 from simulator.kernels import KernelConfig
 from simulator.kernels import versions as kernel_versions
 from simulator.mm.zone_setup import BootNumbers, boot_numbers, check_node_memory
-from simulator.pool import abort_pool, process_pool, quiet_worker
-from simulator.run import Point, expand
+from simulator.run import expand
 from simulator.scenario import Overrides, Scenario, Setting, load_scenario
 from simulator.workloads import WORKLOADS
+from simulator.workloads.api import Point
 from simulator.yamlio import read_yaml_mapping
 
 PROG = "pagesim"
@@ -328,12 +328,6 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     )
 
 
-def preflight(sc: Scenario) -> None:
-    """Checks a point would otherwise only fail on, done before anything runs."""
-    derive(sc.hardware)
-    _node_memory_problems(sc.hardware, sc.model.kernel.thp)
-
-
 def _node_memory_problems(hw: Hardware, thp: bool) -> None:
     msgs = check_node_memory(hw, thp=thp)
     if msgs:
@@ -358,20 +352,6 @@ def check_out_dir(out: Path) -> None:
         raise ConfigError.one("command line", "--out", msg, str(out)) from None
 
 
-_WORKER_SCENARIO: Scenario | None = None
-
-
-def _worker_init(sc: Scenario) -> None:
-    quiet_worker()
-    global _WORKER_SCENARIO
-    _WORKER_SCENARIO = sc
-
-
-def _worker_run(point: Point) -> dict[str, Any]:
-    assert _WORKER_SCENARIO is not None, "the pool initializer sets it"
-    return run_module.run_point(_WORKER_SCENARIO, point)
-
-
 def run_points(
     sc: Scenario,
     points: Sequence[Point],
@@ -379,38 +359,25 @@ def run_points(
     on_done: OnDone | None = None,
     inside: Callable[[Point], run_module.Progress] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of `points` in grid order, in this process (jobs=1) or a pool of `jobs` processes.
-    In this process, a point that takes long (LONG_POINT_S, estimated) reports its progress to
-    `inside(point)`.
+    """Rows of `points` in grid order, run by the executor a sweep uses (simulator/executor.py):
+    in this process (jobs=1) or a pool of `jobs` processes. In this process, a point that takes
+    long (LONG_POINT_S, estimated) reports its progress to `inside(point)`.
 
     run_point is a pure function of (scenario, point), so the rows do not depend on `jobs`."""
-    notify = on_done or (lambda i, p, row: None)
-    if jobs <= 1 or len(points) <= 1:
-        rows = []
-        for i, p in enumerate(points):
-            # looked up per call: tests stand in for it
-            if inside is not None and run_module.estimate_wall_s(sc, p) > LONG_POINT_S:
-                rows.append(run_module.run_point(sc, p, progress=inside(p)))
-            else:
-                rows.append(run_module.run_point(sc, p))
-            notify(i, p, rows[-1])
-        return rows
-    return _run_pool(sc, points, jobs, notify)
-
-
-def _run_pool(sc: Scenario, points: Sequence[Point], jobs: int, notify: OnDone) -> list[dict[str, Any]]:
-    pool = process_pool(min(jobs, len(points)), _worker_init, (sc,))
     rows: list[dict[str, Any]] = [{} for _ in points]
-    try:
-        futures: dict[Future, int] = {pool.submit(_worker_run, p): i for i, p in enumerate(points)}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            rows[i] = fut.result()
-            notify(i, points[i], rows[i])
-    except BaseException:
-        abort_pool(pool)
-        raise
-    pool.shutdown()
+
+    def done(t: Task, row: dict[str, Any]) -> None:
+        rows[t.index] = row
+        if on_done is not None:
+            on_done(t.index, t.point, row)
+
+    def shown(t: Task) -> run_module.Progress | None:
+        if inside is None or run_module.estimate_wall_s(sc, t.point) <= LONG_POINT_S:
+            return None
+        return inside(t.point)
+
+    tasks = [Task(i, 0, p) for i, p in enumerate(points)]
+    LocalExecutor(jobs, shown).run([sc], tasks, done)
     return rows
 
 
@@ -539,7 +506,6 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from simulator import results  # pandas: only this command needs it
 
     sc = load_scenario(args.scenario, _overrides(args))
-    preflight(sc)
     out = args.out if args.out is not None else Path("results") / sc.name
     check_out_dir(out)
     with results.writer_lock(out, sc.name):
@@ -615,21 +581,21 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     sw = sweep.load_sweep(args.file, ov)
     out = args.out if args.out is not None else Path("results") / sw.name
     check_out_dir(out)
-    executor: sweep.Executor
+    executor: Executor
     if args.scheduler:
-        executor = sweep.DaskExecutor(args.scheduler)
+        executor = DaskExecutor(args.scheduler)
         where = f"Dask scheduler {args.scheduler}"
     else:
-        executor = sweep.LocalExecutor(args.jobs or default_jobs())
+        executor = LocalExecutor(args.jobs or default_jobs())
         where = f"{executor.jobs} process(es)"
     names = ", ".join(sc.name for sc in sw.scenarios)
-    jobs = executor.jobs if isinstance(executor, sweep.LocalExecutor) else 1
+    jobs = executor.jobs if isinstance(executor, LocalExecutor) else 1
 
     def plan(todo: Sequence[Any]) -> None:
         warn_if_long([run_module.estimate_wall_s(sw.scenarios[t.scenario], t.point) for t in todo], jobs)
 
     with results.writer_lock(out, sw.name), sweep_progress(out, sw.scenarios) as (start, tick, inside):
-        if isinstance(executor, sweep.LocalExecutor):
+        if isinstance(executor, LocalExecutor):
             executor.inside = inside
         try:
             res = sweep.run_sweep(
@@ -879,7 +845,8 @@ def cmd_zoneinfo(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """`pagesim calibrate`: the derivation table, or JSON of its steps and the costs."""
     hw = load_hardware(args.hardware)
-    costs, steps = derive(hw)
+    cal = Calibration(hw)
+    costs, steps = derive(hw, cal.profile, reference=cal.reference)
     if args.json:
         doc = {
             "hardware": hw.name,
@@ -889,7 +856,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         }
         print(to_json(doc))
     else:
-        print(format_derivation(hw, steps))
+        print(format_derivation(hw, steps, cal.profile))
     return EXIT_OK
 
 
@@ -902,7 +869,7 @@ def check_file(path: str) -> str:
     A mapping with `scenarios` (and neither of the next two) is a sweep file; with `workload` or
     `hardware` (a scenario's required fields; a hardware file has neither) a scenario; with
     `reference` and `self_percent`, the allocator calibration; with `inputs`, the XDP network-cost
-    file (when simulator.net exists); anything else is read as a hardware file."""
+    file; anything else is read as a hardware file."""
     p = Path(path)
     doc = read_yaml_mapping(p)
     if "scenarios" in doc and "workload" not in doc and "hardware" not in doc:
@@ -911,29 +878,18 @@ def check_file(path: str) -> str:
         sweep.load_sweep(p)  # every scenario it lists, with its settings and grid axes
         return "sweep"
     if "workload" in doc or "hardware" in doc:
-        preflight(load_scenario(p))
+        load_scenario(p)  # with what a point would otherwise only fail on: costs, node memory
         return "scenario"
     if "self_percent" in doc and "reference" in doc:
         load_calibration(p)
         return "calibration"
-    if "inputs" in doc and _check_net_costs_file(p):
+    if "inputs" in doc:
+        load_outside_file(p)
         return "network-cost calibration"
     hw = load_hardware(p)
     derive(hw)
     _node_memory_problems(hw, thp=True)
     return "hardware"
-
-
-def _check_net_costs_file(path: Path) -> bool:
-    name = "simulator.net.costs"
-    try:
-        costs = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name not in (name, "simulator.net"):
-            raise
-        return False
-    costs.load_outside_file(path)
-    return True
 
 
 def cmd_check(args: argparse.Namespace) -> int:

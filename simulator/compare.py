@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.errors import ConfigError
-from simulator.sweep import load_summary, metric_columns, point_columns
+from simulator.results import load_summary, metric_columns, point_columns
 from simulator.workloads import WORKLOADS
 
 # besides the workload's own summary figures, the allocator statistics the tables show

@@ -44,7 +44,6 @@ import simulator
 from simulator import results
 from simulator.errors import ConfigError
 from simulator.scenario import set_path
-from simulator.sweep import load_summary
 
 KINDS = ("overview", "throughput", "cost", "latency", "irq", "zone_lock", "cache")
 
@@ -194,7 +193,7 @@ class ResultSet:
 def load(directory: str | Path) -> ResultSet:
     """A directory written by `pagesim sweep` or `pagesim run`."""
     d = Path(directory)
-    summary = load_summary(d)
+    summary = results.load_summary(d)
     configs: dict[str, dict[str, Any]] = {}
     try:
         cfg = results.load_config(d)

@@ -14,7 +14,8 @@ free per packet on one CPU), so the allocator's own checks are one list_del and 
 per packet.
 
 `python -m simulator.validation --calibrate` runs this step, writes its result into the
-`replayed:` section of the calibration file, then fits the XDP outside cost. The replay does
+`replayed:` section of the calibration file (calibration.write_replayed), then fits the XDP
+outside cost. The replay does
 not depend on the work terms (the cache model counts lines, not time), so it needs no iteration.
 """
 
@@ -24,18 +25,17 @@ import datetime
 import sys
 from collections import defaultdict
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any
 
 import simpy
-import yaml
 
-from simulator.calibration import ALLOCATOR_FUNCTIONS, REPLAYED_MARK, Replayed
+from simulator.calibration import ALLOCATOR_FUNCTIONS, Replayed
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import build_machine
-from simulator.run import Point, PointContext
+from simulator.run import point_context
 from simulator.scenario import Scenario
+from simulator.system import build_machine
 from simulator.workloads import WORKLOADS
+from simulator.workloads.api import Point
 
 # model function -> the profiled symbol its lines count against (inlined callees count against
 # their caller, as in the profile)
@@ -102,9 +102,11 @@ def replay(sc: Scenario, point: Point) -> tuple[Replayed, dict[str, Any]]:
     """Replay `point` of `sc` (the profiled configuration); returns the stalls per packet of each
     profiled function and the run's row figures."""
     env = simpy.Environment()
-    m = build_machine(env, sc.hardware, sc.model.kernel.to_config(), cpu_class=ProfilingCPU)
+    m = build_machine(
+        env, sc.hardware, sc.model.kernel.to_config(), sc.costs, sc.code, cpu_class=ProfilingCPU
+    )
     m.tapes = False
-    ctx = PointContext(m, sc.model, sc.params, point)
+    ctx = point_context(m, sc, point)
     cpu = m.cpus[0]
     assert isinstance(cpu, ProfilingCPU)
     cpu.observe_frontend()
@@ -144,19 +146,3 @@ def replay(sc: Scenario, point: Point) -> tuple[Replayed, dict[str, Any]]:
 
 def _pcp_events(m: Any) -> int:
     return sum(p.refills + p.drains for z in m.zones for p in z.pcp)
-
-
-def write_replayed(path: Path, replayed: Replayed) -> None:
-    """Replace the `replayed:` section of the calibration file, keeping the hand-written inputs
-    (and their comments) above it."""
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
-    cut = next((i for i, ln in enumerate(lines) if ln.startswith(REPLAYED_MARK)), len(lines))
-    head = "".join(lines[:cut])
-    if not head.endswith("\n"):
-        head += "\n"
-    doc = replayed.model_dump(mode="json")
-    for key in ("stalls_ns_per_packet", "frontend_ns_per_packet"):
-        doc[key] = {k: round(v, 6) for k, v in doc[key].items()}
-    body = yaml.safe_dump({"replayed": doc}, sort_keys=False, width=100)
-    path.write_text(head + body, encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Result files of a run, written atomically, and read back for plots and comparisons.
+"""The table stage: rows -> tables and per-point summaries -> result files, written atomically,
+and read back for plots and comparisons. Nothing here runs the model.
 
 A run's rows become one pandas DataFrame at the end (not row by row), and the directory gets:
 
@@ -8,6 +9,10 @@ A run's rows become one pandas DataFrame at the end (not row by row), and the di
     hardware.yaml   the hardware file, verbatim (sources in its comments)
     metadata.json   versions, git revision, input files and their sha256, seed, command line, times
     timings.csv     point identity + wall_s (the only non-deterministic numbers)
+
+A sweep also writes summary.csv and summary.parquet: per point, the mean and the half-width of
+the 95 % confidence interval (Student's t) of every figure over its replications (summarize());
+load_summary() reads them back, or computes them from a `pagesim run` directory's rows.
 
 Every file is first written into a hidden temporary directory beside the target (same filesystem)
 and only then moved into place with os.replace, so an error or a signal leaves either the previous
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -33,10 +39,12 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 import simulator
+from simulator.errors import ConfigError
 
 if TYPE_CHECKING:
     from simulator.scenario import Scenario
@@ -50,8 +58,14 @@ TIMINGS = "timings.csv"
 # metadata.json goes last: when it is present the directory holds a complete run.
 FILES = (ROWS_CSV, ROWS_PARQUET, CONFIG, HARDWARE_COPY, TIMINGS, METADATA)
 
+SUMMARY_CSV = "summary.csv"  # a sweep's: per point, mean and 95 % CI of every figure
+SUMMARY_PARQUET = "summary.parquet"
+
 IDENTITY = ("scenario", "workload", "hardware", "kernel", "strategy", "batch", "cpus", "replication", "seed")
 WALL_CLOCK = ("wall_s",)
+# the identity of a point besides its grid axes; a summary row aggregates over `replication`
+POINT_IDENTITY = tuple(c for c in IDENTITY if c != "replication")
+NOT_METRICS = {*IDENTITY, *WALL_CLOCK}
 
 
 # Tables ---------------------------------------------------------------------------------------
@@ -284,8 +298,6 @@ def writer_lock(out: str | Path, name: str) -> Iterator[None]:
     any parent directories made for it, are removed again on the way out."""
     from filelock import FileLock, Timeout
 
-    from simulator.errors import ConfigError
-
     path = lock_path(out)
     created = _make_parents(path.parent)
     lock = FileLock(str(path), timeout=0)
@@ -312,8 +324,6 @@ def writer_lock(out: str | Path, name: str) -> Iterator[None]:
 
 def check_same_results(out: str | Path, name: str) -> None:
     """Refuse to write the results of `name` (a scenario or sweep) over those of another name."""
-    from simulator.errors import ConfigError
-
     meta_path = Path(out) / METADATA
     if not meta_path.exists():
         return
@@ -341,8 +351,6 @@ REQUIRED_COLUMNS = ("scenario", "workload", "hardware", "strategy", "batch", "cp
 def read_table(path: Path) -> pd.DataFrame:
     """A Parquet or CSV table written by pagesim; a ConfigError naming the file if it is damaged,
     empty or not one of pagesim's tables (exit 2, one line, not a pyarrow traceback)."""
-    from simulator.errors import ConfigError
-
     try:
         df = pd.read_parquet(path, engine="pyarrow") if path.suffix == ".parquet" else pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -390,8 +398,6 @@ def load_results(directory: str | Path, *, timings: bool = False) -> pd.DataFram
 def load_metadata(directory: str | Path) -> dict[str, Any]:
     """metadata.json of a results directory (OSError if it is missing; ConfigError naming the
     file if it is not a JSON object)."""
-    from simulator.errors import ConfigError
-
     path = Path(directory) / METADATA
     with open(path, encoding="utf-8") as f:
         try:
@@ -406,8 +412,6 @@ def load_metadata(directory: str | Path) -> dict[str, Any]:
 def load_config(directory: str | Path) -> dict[str, Any]:
     """config.yaml (the resolved configuration) of a results directory (OSError if it is
     missing; ConfigError naming the file if it does not read as a YAML mapping)."""
-    from simulator.errors import ConfigError
-
     path = Path(directory) / CONFIG
     with open(path, encoding="utf-8") as f:
         try:
@@ -418,3 +422,164 @@ def load_config(directory: str | Path) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise ConfigError.one(str(path), "", "is not a YAML mapping")
     return cfg
+
+
+# Summaries: per point, the mean and 95 % confidence interval over its replications ---------------
+
+# Student's t, two-sided 95 % (0.975 quantile), by degrees of freedom; between table entries it is
+# interpolated linearly in 1/df, which is exact to 4 digits here (tests check it by integration).
+T975 = {
+    1: 12.706204736,
+    2: 4.302652730,
+    3: 3.182446305,
+    4: 2.776445105,
+    5: 2.570581836,
+    6: 2.446911851,
+    7: 2.364624252,
+    8: 2.306004135,
+    9: 2.262157163,
+    10: 2.228138852,
+    11: 2.200985160,
+    12: 2.178812830,
+    13: 2.160368656,
+    14: 2.144786688,
+    15: 2.131449546,
+    16: 2.119905299,
+    17: 2.109815578,
+    18: 2.100922040,
+    19: 2.093024054,
+    20: 2.085963447,
+    21: 2.079613845,
+    22: 2.073873068,
+    23: 2.068657610,
+    24: 2.063898562,
+    25: 2.059538553,
+    26: 2.055529439,
+    27: 2.051830516,
+    28: 2.048407142,
+    29: 2.045229642,
+    30: 2.042272456,
+    40: 2.021075390,
+    60: 2.000297822,
+    120: 1.979930405,
+}
+Z975 = 1.959963985
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with `df` degrees of freedom (df >= 1)."""
+    if df < 1:
+        raise ValueError("at least one degree of freedom")
+    if df in T975:
+        return T975[df]
+    known = sorted(T975)
+    hi = next((k for k in known if k > df), None)
+    lo = max(k for k in known if k < df)
+    t_lo, x_lo = T975[lo], 1.0 / lo
+    t_hi, x_hi = (T975[hi], 1.0 / hi) if hi is not None else (Z975, 0.0)
+    x = 1.0 / df
+    return t_hi + (t_lo - t_hi) * (x - x_hi) / (x_lo - x_hi)
+
+
+def ci95_halfwidth(values: np.ndarray) -> float:
+    """Half-width of the 95 % confidence interval of the mean of `values` (t-distribution);
+    NaN for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    if (values == values[0]).all():  # identical replications: exactly 0, not float noise
+        return 0.0
+    return t975(n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
+
+
+def mean(values: np.ndarray) -> float:
+    """The mean of `values`: exactly the value when all are equal (np.mean of three equal floats
+    may differ from them in the last bit); NaN for none."""
+    if not len(values):
+        return math.nan
+    if (values == values[0]).all():
+        return float(values[0])
+    return float(np.mean(values))
+
+
+def rows_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as one table (results.rows_frame), with types a mixed table needs: a column
+    of whole numbers that some workload lacks stays whole (nullable Int64), and a grid column
+    mixing strings and numbers ('saturate', 3e6) holds strings."""
+    df = rows_frame(rows)
+    for c in df.columns:
+        vals = [r[c] for r in rows if r.get(c) is not None]
+        if not vals or len(vals) == len(rows):
+            if vals and df[c].dtype == object and len({type(v) for v in vals}) > 1:
+                df[c] = [None if v is None else str(v) for v in (r.get(c) for r in rows)]
+            continue
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+            df[c] = df[c].astype("Int64")
+        elif all(isinstance(v, bool) for v in vals):
+            df[c] = df[c].astype("boolean")
+        elif len({type(v) for v in vals}) > 1 and not all(isinstance(v, (int, float)) for v in vals):
+            df[c] = [None if v is None else str(v) for v in (r.get(c) for r in rows)]
+    return df
+
+
+def metric_columns(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """The numeric columns of a rows table that are figures (not identity, grid or wall clock)."""
+    skip = {*keys, *NOT_METRICS}
+    return [
+        c
+        for c in df.columns
+        if c not in skip and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+    ]
+
+
+def point_columns(df: pd.DataFrame, grid_columns: Sequence[str] = ()) -> list[str]:
+    """A point's identity columns in `df`: the identity without replication, plus the grid axes
+    (given, or read as the dotted column names, which only grid axes have)."""
+    grid = list(grid_columns) or [c for c in df.columns if "." in c]
+    return [c for c in (*POINT_IDENTITY, *grid) if c in df.columns]
+
+
+def summarize(df: pd.DataFrame, grid_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Per point (all replications): `replications` (n), and for every figure its mean (named as
+    the figure) and the half-width of its 95 % confidence interval (`<figure>_ci95`; NaN with
+    one replication). Points keep their first row's order."""
+    keys = point_columns(df, grid_columns)
+    metrics = metric_columns(df, keys)
+    ident = df[keys].astype(object).where(df[keys].notna(), None)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, k in enumerate(ident.itertuples(index=False, name=None)):
+        groups.setdefault(k, []).append(i)
+    values = {m: df[m].to_numpy(dtype=np.float64, na_value=np.nan) for m in metrics}
+    out: list[dict[str, Any]] = []
+    for k, idx in groups.items():
+        rec: dict[str, Any] = dict(zip(keys, k))
+        rec["replications"] = len(idx)
+        for m in metrics:
+            v = values[m][idx]
+            v = v[~np.isnan(v)]
+            rec[m] = mean(v)
+            rec[f"{m}_ci95"] = ci95_halfwidth(v)
+        out.append(rec)
+    summary = pd.DataFrame.from_records(out, columns=[*keys, "replications", *_with_ci(metrics)])
+    for c in keys:  # identity columns keep the rows table's types
+        summary[c] = summary[c].astype(df[c].dtype)
+    return summary
+
+
+def _with_ci(metrics: Sequence[str]) -> list[str]:
+    return [c for m in metrics for c in (m, f"{m}_ci95")]
+
+
+def load_summary(directory: str | Path) -> pd.DataFrame:
+    """summary.parquet of a results directory; for a `pagesim run` directory (no summary), the
+    summary computed from its rows."""
+    d = Path(directory)
+    if (d / SUMMARY_PARQUET).is_file():
+        return read_table(d / SUMMARY_PARQUET)
+    if (d / SUMMARY_CSV).is_file():
+        return read_table(d / SUMMARY_CSV)
+    rows = load_results(d)
+    grid: Sequence[str] = ()
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, ConfigError):
+        grid = list(load_metadata(d)["grid_columns"])
+    return summarize(rows, grid)

@@ -1,41 +1,29 @@
 """One point of a scenario -> one result row.
 
-A point is (strategy, batch, cpus, replication), plus the values of the scenario's `grid:` axes
-(dotted parameter paths such as `kernel.prep_new_page`) if it has any. run_point() boots a fresh
-machine, lets the workload build and run its processes, checks the simulation's invariants, and
-returns a flat record: the point's identity, the workload's figures and the allocator statistics.
-It is a pure function of (scenario, point): the same inputs give the same row, in any process.
+A point (simulator/workloads/api.py) is (strategy, batch, cpus, replication), plus the values of
+the scenario's `grid:` axes if it has any; expand() lists a scenario's points. run_point() boots a
+fresh machine, lets the workload build and run its processes, checks the simulation's invariants,
+and returns a flat record: the point's identity, the workload's figures and the allocator
+statistics. It is a pure function of (scenario, point): the same inputs give the same row, in any
+process.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import simpy
-from pydantic import BaseModel
 
 from simulator.machine.cache import L2
-from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine, build_machine
-from simulator.scenario import Scenario, ScenarioModel
+from simulator.mm.machine import Machine
+from simulator.scenario import Scenario
 from simulator.stats import Histogram
+from simulator.system import build_machine
 from simulator.workloads import WORKLOADS
-
-
-@dataclass(frozen=True)
-class Point:
-    strategy: str
-    batch: int
-    cpus: int
-    replication: int = 0
-    # the scenario's grid axes at this point: (dotted parameter path, value), in the grid's order
-    grid: tuple[tuple[str, Any], ...] = ()
+from simulator.workloads.api import Point, PointContext
 
 
 def grid_combinations(sc: Scenario) -> list[tuple[tuple[str, Any], ...]]:
@@ -55,62 +43,9 @@ def expand(sc: Scenario) -> list[Point]:
     ]
 
 
-@dataclass
-class PointContext:
-    """What a workload's run function gets."""
-
-    machine: Machine
-    scenario: ScenarioModel
-    params: BaseModel
-    point: Point
-    pages_measured: int = 0
-    measured_cpus: list[CPU] = field(default_factory=list)
-    window_start: float = 0.0
-
-    def rng(self, part: str) -> np.random.Generator:
-        """An independent random stream for one stochastic part of this replication.
-
-        Derived from (root seed, replication, part name) only, so every strategy and batch of
-        a replication sees the same arrivals (common random numbers), and results do not depend
-        on which process runs the point."""
-        key = (self.point.replication, zlib.crc32(part.encode()))
-        return np.random.default_rng(np.random.SeedSequence(self.scenario.seed, spawn_key=key))
-
-    def measure_window(self, start: float, cpus: list[CPU]) -> None:
-        """Statistics count from simulated time `start` on (warm-up excluded)."""
-        self.measured_cpus = list(cpus)
-        self.window_start = start
-
-        def reset() -> Any:
-            yield self.machine.env.timeout(start)
-            reset_stats(self.machine)
-
-        if start > 0:
-            self.machine.env.process(reset())
-
-
-def reset_stats(m: Machine) -> None:
-    """Zero every statistic (not the state): the end of warm-up."""
-    from simulator.machine.machine import AllocStats
-
-    m.stats = AllocStats()
-    m.cache.reset_counts()
-    for z in m.zones:
-        lk = z.lock
-        lk.acquisitions = lk.contended = 0
-        lk.wait_ns = 0.0
-        lk.wait_hist = Histogram()
-        lk.hold_hist = Histogram()
-        z.stat_folds = 0
-        for p in z.pcp:
-            p.refills = p.drains = p.refilled_pages = p.drained_pages = 0
-    for c in m.cpus:
-        c.irq_windows.clear()
-        c.irq_off_ns = 0.0
-        c.window_floor = m.env.now
-        c.cache_cost_ns = 0.0
-        c.spin_ns = 0.0
-        c.frontend_ns = 0.0
+def point_context(m: Machine, sc: Scenario, point: Point) -> PointContext:
+    """What the workload of `sc` gets to run `point` on machine `m`."""
+    return PointContext(m, sc.params, point, sc.model.seed, sc.model.warmup, sc.model.duration, sc.derived)
 
 
 def allocator_stats(m: Machine, ctx: PointContext) -> dict[str, float]:
@@ -222,8 +157,8 @@ def run_point(sc: Scenario, point: Point, progress: Progress | None = None) -> d
         env = simpy.Environment()
     else:
         env = _ReportingEnvironment(progress, sc.model.warmup + sc.model.duration)
-    m = build_machine(env, sc.hardware, sc.model.kernel.to_config())
-    ctx = PointContext(m, sc.model, sc.params, point)
+    m = build_machine(env, sc.hardware, sc.model.kernel.to_config(), sc.costs, sc.code)
+    ctx = point_context(m, sc, point)
     workload = WORKLOADS[sc.model.workload]
     figures = workload.run(ctx)
     m.check_invariants()

@@ -3,6 +3,10 @@
 A scenario names a workload and a hardware file, the strategies, batch sizes and CPU counts to
 compare (a grid), the simulated time per point, the root seed and replications, kernel options,
 and the workload's own section (e.g. `page_bench:`), validated by the workload's own model.
+
+Loading a scenario also reads the hardware file's calibration and derives, once, what every point
+of it charges (the allocator's costs, the workload's own costs, the kernel's code footprints): the
+model reads no file.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from simulator.calibration import derive
+from simulator.calibration import Calibration, derive
+from simulator.code import CodePaths, code_paths
+from simulator.costs import Costs
 from simulator.errors import ConfigError, Problem
 from simulator.hardware import Hardware, check_relative_path, load_hardware, resolve_beside
 from simulator.kernels import DEFAULT_VERSION, KernelConfig, presets
@@ -267,6 +273,13 @@ class Scenario:
     path: str
     # the document as validated (file, settings and flags merged): with_settings() starts from it
     source: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # read and derived once, when the scenario is loaded: the hardware's calibration files, the
+    # allocator's costs (every kernel's terms), the kernel's code footprints, and what the
+    # workload derived from the calibration (Workload.derive)
+    calibration: Calibration = field(kw_only=True, compare=False, repr=False)
+    costs: Costs = field(kw_only=True, compare=False, repr=False)
+    code: CodePaths = field(kw_only=True, compare=False, repr=False)
+    derived: Any = field(kw_only=True, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -274,7 +287,7 @@ class Scenario:
 
     def with_settings(self, settings: Iterable[tuple[str, Any]]) -> Scenario:
         """This scenario with each (dotted path, value) set, validated again as a whole (a grid
-        point's configuration). The hardware stays the one already loaded."""
+        point's configuration). The hardware and its calibration stay the ones already loaded."""
         if not self.source:
             raise ValueError(f"scenario {self.name} has no source document to apply settings to")
         doc = self.source
@@ -285,7 +298,7 @@ class Scenario:
                 raise ConfigError.one(self.path, path, str(exc)) from None
         p, ov = Path(self.path), Overrides()
         model, params = _validate_document(p, doc, ov, {})
-        return _checked(p, doc, model, params, self.hardware, ov)
+        return _checked(p, doc, model, params, self.hardware, ov, self.calibration)
 
     def resolved(self) -> dict[str, Any]:
         """The complete configuration (every default filled in), as written beside results."""
@@ -489,9 +502,18 @@ def _validate_document(
 
 
 def _checked(
-    p: Path, merged: dict[str, Any], model: ScenarioModel, params: BaseModel, hw: Hardware, ov: Overrides
+    p: Path,
+    merged: dict[str, Any],
+    model: ScenarioModel,
+    params: BaseModel,
+    hw: Hardware,
+    ov: Overrides,
+    calibration: Calibration | None = None,
 ) -> Scenario:
-    """The scenario, once its values are checked against the hardware."""
+    """The scenario, once its values are checked against the hardware and its costs derived from
+    the hardware's calibration (`calibration`: the files already read for it, if any)."""
+    cal = calibration or Calibration(hw)
+    workload = WORKLOADS[model.workload]
     with _attributed(p, ov):
         cpu_where = ("command line", "--cpus") if ov.cpus is not None else (str(p), "cpus")
         too_many = [c for c in model.cpus if c > hw.ncpus]
@@ -499,11 +521,22 @@ def _checked(
             raise ConfigError.one(
                 cpu_where[0], cpu_where[1], f"more CPUs than {hw.name} has ({hw.ncpus})", too_many[0]
             )
-        WORKLOADS[model.workload].check(model, params, hw, str(p))
-    # failures a point would otherwise only meet inside a run: the calibration derivation and
+        workload.check(model, params, hw, str(p))
+        derived = workload.derive(params, cal)
+    # derived now, so that a point never meets these failures: the calibration derivation, and
     # nodes too small for their own watermarks (which depend on the kernel's THP setting)
-    derive(hw)
+    costs, _ = derive(hw, cal.profile, reference=cal.reference)
     small = check_node_memory(hw, thp=model.kernel.thp)
     if small:
         raise ConfigError([Problem(hw.path, "topology.nodes", msg) for msg in small])
-    return Scenario(model=model, params=params, hardware=hw, path=str(p), source=merged)
+    return Scenario(
+        model=model,
+        params=params,
+        hardware=hw,
+        path=str(p),
+        source=merged,
+        calibration=cal,
+        costs=costs,
+        code=code_paths(),
+        derived=derived,
+    )

@@ -14,12 +14,13 @@ replications) or a sweep file, which lists scenario files and what to set on the
         duration: 50 us        # set on this scenario only (nested sections or dotted paths)
 
 Every point is a pure function of (scenario, point) (simulator.run.run_point), so it runs the same
-in this process, in a pool of worker processes or on a Dask cluster. Each finished point is kept at
-once in `OUT/.points/<key>.json` (written atomically), the key being a hash of everything its row
-depends on: the point, the scenario's resolved configuration (without the other points' axes),
-the hardware and calibration files' bytes and the model's source code. A sweep run again skips
-the points whose files exist: an interrupted sweep resumes, an extended one runs only new points.
-Once every point has finished, the tables are written together (simulator.results):
+in this process, in a pool of worker processes or on a Dask cluster (simulator/executor.py). Each
+finished point is kept at once in `OUT/.points/<key>.json` (written atomically), the key being a
+hash of everything its row depends on: the point, the scenario's resolved configuration (without
+the other points' axes), the hardware and calibration files' bytes and the model's source code. A
+sweep run again skips the points whose files exist: an interrupted sweep resumes, an extended one
+runs only new points. Once every point has finished, the tables are written together
+(simulator.results):
 
     rows.csv, rows.parquet        one row per (point, replication), in grid order; deterministic
     summary.csv, summary.parquet  per point: mean and 95 % confidence half-width across replications
@@ -40,53 +41,38 @@ import os
 import platform
 import shlex
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import simulator
 from simulator import results
-from simulator import run as run_module
 from simulator.errors import ConfigError
-from simulator.pool import abort_pool, process_pool, quiet_worker
-from simulator.run import Point, expand
+from simulator.executor import Executor, LocalExecutor, Task, code_fingerprint
+from simulator.run import expand
 from simulator.scenario import Overrides, Scenario, Setting, load_scenario
 from simulator.workloads import WORKLOADS
+from simulator.workloads.api import Point
 from simulator.yamlio import problems_from_validation, read_yaml_mapping
 
-if TYPE_CHECKING:
-    from distributed import Client
-
-SUMMARY_CSV = "summary.csv"
-SUMMARY_PARQUET = "summary.parquet"
 POINTS_DIR = ".points"
 # metadata.json last: when it is present the directory holds a complete sweep
 FILES = (
     results.ROWS_CSV,
     results.ROWS_PARQUET,
-    SUMMARY_CSV,
-    SUMMARY_PARQUET,
+    results.SUMMARY_CSV,
+    results.SUMMARY_PARQUET,
     results.TIMINGS,
     results.CONFIG,
     results.METADATA,
 )
-# the identity of a point besides its grid axes; a summary row aggregates over `replication`
-POINT_IDENTITY = tuple(c for c in results.IDENTITY if c != "replication")
-NOT_METRICS = {*results.IDENTITY, *results.WALL_CLOCK}
-# modules that present results: editing them does not change a row, so they are not in the key
-PRESENTATION = {"cli.py", "plots.py", "compare.py", "sweep.py", "results.py", "docgen.py", "limits.py"}
-
 OnDone = Callable[["Task", dict[str, Any], bool], None]
-Done = Callable[["Task", dict[str, Any]], None]
 
 
 # Sweep files ----------------------------------------------------------------------------------
@@ -157,16 +143,6 @@ class Sweep:
                     configs[p.grid] = config_digest(sc.with_settings(p.grid) if p.grid else sc)
                 tasks.append(Task(len(tasks), si, p, point_key(configs[p.grid], p)))
         return tasks
-
-
-@dataclass(frozen=True)
-class Task:
-    """One point of a sweep: its place in the table, its scenario (index) and its key."""
-
-    index: int
-    scenario: int
-    point: Point
-    key: str
 
 
 def load_sweep(path: str | Path, overrides: Overrides | None = None) -> Sweep:
@@ -244,20 +220,6 @@ def _check_cli_grid_used(ov: Overrides, workloads: set[str]) -> None:
 # Keys -----------------------------------------------------------------------------------------
 
 
-@cache
-def code_fingerprint() -> str:
-    """sha256 of the model's source (simulator/**/*.py but the presentation modules): a point
-    computed by other model code is another point. Dask workers must report the same."""
-    root = Path(simulator.__file__).resolve().parent
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        rel = f.relative_to(root).as_posix()
-        if rel in PRESENTATION:
-            continue
-        h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
 def input_files(sc: Scenario) -> list[Path]:
     """The files a point of `sc` reads besides the scenario: its hardware file and every file of
     the calibration directory beside it (allocator profile, fitted network costs)."""
@@ -299,7 +261,7 @@ def point_key(config: str, p: Point) -> str:
     return hashlib.sha256(json.dumps(ident, default=repr).encode()).hexdigest()[:32]
 
 
-# Running points -------------------------------------------------------------------------------
+# Rows -----------------------------------------------------------------------------------------
 
 
 def _plain(v: Any) -> Any:
@@ -313,145 +275,6 @@ def normalized(row: dict[str, Any]) -> dict[str, Any]:
     int/float). Every row of a sweep goes through this, wherever it ran, so that fresh, resumed,
     pool and Dask rows make the same table."""
     return json.loads(json.dumps(row, default=_plain))
-
-
-def run_task(sc: Scenario, point: Point, progress: run_module.Progress | None = None) -> dict[str, Any]:
-    """One point's row (what a worker process or a Dask worker runs); `progress`: see run_point."""
-    if progress is None:
-        return normalized(run_module.run_point(sc, point))  # looked up per call: tests stand in for it
-    return normalized(run_module.run_point(sc, point, progress=progress))
-
-
-_WORKER_SCENARIOS: tuple[Scenario, ...] = ()
-
-
-def _worker_init(scenarios: tuple[Scenario, ...]) -> None:
-    quiet_worker()
-    global _WORKER_SCENARIOS
-    _WORKER_SCENARIOS = scenarios
-
-
-def _worker_run(scenario: int, point: Point) -> dict[str, Any]:
-    return run_task(_WORKER_SCENARIOS[scenario], point)
-
-
-def _cost(sc: Scenario, p: Point) -> float:
-    """A rough relative cost of a point: simulated time x CPUs (longest submitted first, so the
-    last points to finish are short ones and no worker idles long at the end)."""
-    return (sc.model.warmup + sc.model.duration) * p.cpus
-
-
-class Executor(ABC):
-    """Runs tasks and reports each row as it finishes; `describe()` goes into metadata.json."""
-
-    @abstractmethod
-    def run(self, scenarios: Sequence[Scenario], tasks: Sequence[Task], done: Done) -> None: ...
-
-    @abstractmethod
-    def describe(self) -> dict[str, Any]: ...
-
-
-@dataclass
-class LocalExecutor(Executor):
-    """This process (jobs=1) or a pool of `jobs` worker processes (forkserver). In this process,
-    `inside(task)` may give a progress callback for the task's point (None: none)."""
-
-    jobs: int = 1
-    inside: Callable[[Task], run_module.Progress | None] | None = None
-
-    def run(self, scenarios: Sequence[Scenario], tasks: Sequence[Task], done: Done) -> None:
-        if self.jobs <= 1 or len(tasks) <= 1:
-            for t in tasks:
-                shown = self.inside(t) if self.inside is not None else None
-                done(t, run_task(scenarios[t.scenario], t.point, shown))
-            return
-        pool = process_pool(min(self.jobs, len(tasks)), _worker_init, (tuple(scenarios),))
-        order = sorted(tasks, key=lambda t: -_cost(scenarios[t.scenario], t.point))
-        try:
-            futures: dict[Future[dict[str, Any]], Task] = {
-                pool.submit(_worker_run, t.scenario, t.point): t for t in order
-            }
-            for fut in as_completed(futures):
-                done(futures[fut], fut.result())
-        except BaseException:
-            abort_pool(pool)
-            raise
-        pool.shutdown()
-
-    def describe(self) -> dict[str, Any]:
-        return {"backend": "serial" if self.jobs <= 1 else "processes", "jobs": self.jobs}
-
-
-@dataclass
-class DaskExecutor(Executor):
-    """A Dask distributed cluster: a scheduler address, or a Client (tests: a LocalCluster's).
-
-    Workers must run the same pagesim (checked: code_fingerprint) and read the hardware and
-    calibration files at the same paths (a shared checkout or an identical install)."""
-
-    scheduler: str | Client
-    timeout: str = "15s"  # to connect to the scheduler
-    workers: int = 0
-    _address: str = field(default="", init=False)
-
-    def run(self, scenarios: Sequence[Scenario], tasks: Sequence[Task], done: Done) -> None:
-        from distributed import Client, as_completed
-
-        own = not isinstance(self.scheduler, Client)
-        client = self._connect() if own else self.scheduler
-        assert isinstance(client, Client)
-        futures: list[Any] = []
-        try:
-            self._address = str(client.scheduler.address)
-            self._check_workers(client)
-            shared = client.scatter(list(scenarios), broadcast=True, hash=False)
-            order = sorted(tasks, key=lambda t: -_cost(scenarios[t.scenario], t.point))
-            by_key: dict[str, Task] = {}
-            for t in order:
-                key = f"pagesim-point-{t.key}"
-                by_key[key] = t
-                futures.append(client.submit(run_task, shared[t.scenario], t.point, key=key, pure=False))
-            for fut in as_completed(futures):
-                done(by_key[fut.key], fut.result())
-        except BaseException:
-            with contextlib.suppress(Exception):
-                client.cancel(futures, force=True)
-            raise
-        finally:
-            if own:
-                with contextlib.suppress(Exception):
-                    client.close()
-
-    def _connect(self) -> Client:
-        from distributed import Client
-
-        try:
-            return Client(self.scheduler, timeout=self.timeout, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ConfigError.one(
-                "command line", "--scheduler", f"cannot connect to the Dask scheduler: {exc}", self.scheduler
-            ) from None
-
-    def _check_workers(self, client: Client) -> None:
-        try:
-            prints = client.run(code_fingerprint)
-        except Exception as exc:
-            msg = f"the Dask workers cannot run pagesim: {type(exc).__name__}: {exc}"
-            raise ConfigError.one("command line", "--scheduler", msg) from None
-        if not prints:
-            raise ConfigError.one("command line", "--scheduler", "the Dask cluster has no workers")
-        here = code_fingerprint()
-        for worker, fp in sorted(prints.items()):
-            if fp != here:
-                msg = (
-                    f"worker {worker} runs other pagesim model code (fingerprint {fp[:12]}, here"
-                    f" {here[:12]}): install this pagesim on every worker"
-                )
-                raise ConfigError.one("command line", "--scheduler", msg)
-        self.workers = len(prints)
-
-    def describe(self) -> dict[str, Any]:
-        return {"backend": "dask", "scheduler": self._address, "workers": self.workers}
 
 
 # Finished points ------------------------------------------------------------------------------
@@ -506,167 +329,6 @@ def _remove_stale_temporaries(workdir: Path) -> None:
     for f in workdir.glob(".*.tmp"):
         with contextlib.suppress(OSError):
             f.unlink()
-
-
-# Tables ---------------------------------------------------------------------------------------
-
-# Student's t, two-sided 95 % (0.975 quantile), by degrees of freedom; between table entries it is
-# interpolated linearly in 1/df, which is exact to 4 digits here (tests check it by integration).
-T975 = {
-    1: 12.706204736,
-    2: 4.302652730,
-    3: 3.182446305,
-    4: 2.776445105,
-    5: 2.570581836,
-    6: 2.446911851,
-    7: 2.364624252,
-    8: 2.306004135,
-    9: 2.262157163,
-    10: 2.228138852,
-    11: 2.200985160,
-    12: 2.178812830,
-    13: 2.160368656,
-    14: 2.144786688,
-    15: 2.131449546,
-    16: 2.119905299,
-    17: 2.109815578,
-    18: 2.100922040,
-    19: 2.093024054,
-    20: 2.085963447,
-    21: 2.079613845,
-    22: 2.073873068,
-    23: 2.068657610,
-    24: 2.063898562,
-    25: 2.059538553,
-    26: 2.055529439,
-    27: 2.051830516,
-    28: 2.048407142,
-    29: 2.045229642,
-    30: 2.042272456,
-    40: 2.021075390,
-    60: 2.000297822,
-    120: 1.979930405,
-}
-Z975 = 1.959963985
-
-
-def t975(df: int) -> float:
-    """The 0.975 quantile of Student's t with `df` degrees of freedom (df >= 1)."""
-    if df < 1:
-        raise ValueError("at least one degree of freedom")
-    if df in T975:
-        return T975[df]
-    known = sorted(T975)
-    hi = next((k for k in known if k > df), None)
-    lo = max(k for k in known if k < df)
-    t_lo, x_lo = T975[lo], 1.0 / lo
-    t_hi, x_hi = (T975[hi], 1.0 / hi) if hi is not None else (Z975, 0.0)
-    x = 1.0 / df
-    return t_hi + (t_lo - t_hi) * (x - x_hi) / (x_lo - x_hi)
-
-
-def ci95_halfwidth(values: np.ndarray) -> float:
-    """Half-width of the 95 % confidence interval of the mean of `values` (t-distribution);
-    NaN for fewer than two values."""
-    n = len(values)
-    if n < 2:
-        return math.nan
-    if (values == values[0]).all():  # identical replications: exactly 0, not float noise
-        return 0.0
-    return t975(n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
-
-
-def mean(values: np.ndarray) -> float:
-    """The mean of `values`: exactly the value when all are equal (np.mean of three equal floats
-    may differ from them in the last bit); NaN for none."""
-    if not len(values):
-        return math.nan
-    if (values == values[0]).all():
-        return float(values[0])
-    return float(np.mean(values))
-
-
-def rows_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """The rows as one table (results.rows_frame), with types a mixed table needs: a column
-    of whole numbers that some workload lacks stays whole (nullable Int64), and a grid column
-    mixing strings and numbers ('saturate', 3e6) holds strings."""
-    df = results.rows_frame(rows)
-    for c in df.columns:
-        vals = [r[c] for r in rows if r.get(c) is not None]
-        if not vals or len(vals) == len(rows):
-            if vals and df[c].dtype == object and len({type(v) for v in vals}) > 1:
-                df[c] = [None if v is None else str(v) for v in (r.get(c) for r in rows)]
-            continue
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
-            df[c] = df[c].astype("Int64")
-        elif all(isinstance(v, bool) for v in vals):
-            df[c] = df[c].astype("boolean")
-        elif len({type(v) for v in vals}) > 1 and not all(isinstance(v, (int, float)) for v in vals):
-            df[c] = [None if v is None else str(v) for v in (r.get(c) for r in rows)]
-    return df
-
-
-def metric_columns(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:
-    """The numeric columns of a rows table that are figures (not identity, grid or wall clock)."""
-    skip = {*keys, *NOT_METRICS}
-    return [
-        c
-        for c in df.columns
-        if c not in skip and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
-    ]
-
-
-def point_columns(df: pd.DataFrame, grid_columns: Sequence[str] = ()) -> list[str]:
-    """A point's identity columns in `df`: the identity without replication, plus the grid axes
-    (given, or read as the dotted column names, which only grid axes have)."""
-    grid = list(grid_columns) or [c for c in df.columns if "." in c]
-    return [c for c in (*POINT_IDENTITY, *grid) if c in df.columns]
-
-
-def summarize(df: pd.DataFrame, grid_columns: Sequence[str] = ()) -> pd.DataFrame:
-    """Per point (all replications): `replications` (n), and for every figure its mean (named as
-    the figure) and the half-width of its 95 % confidence interval (`<figure>_ci95`; NaN with
-    one replication). Points keep their first row's order."""
-    keys = point_columns(df, grid_columns)
-    metrics = metric_columns(df, keys)
-    ident = df[keys].astype(object).where(df[keys].notna(), None)
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, k in enumerate(ident.itertuples(index=False, name=None)):
-        groups.setdefault(k, []).append(i)
-    values = {m: df[m].to_numpy(dtype=np.float64, na_value=np.nan) for m in metrics}
-    out: list[dict[str, Any]] = []
-    for k, idx in groups.items():
-        rec: dict[str, Any] = dict(zip(keys, k))
-        rec["replications"] = len(idx)
-        for m in metrics:
-            v = values[m][idx]
-            v = v[~np.isnan(v)]
-            rec[m] = mean(v)
-            rec[f"{m}_ci95"] = ci95_halfwidth(v)
-        out.append(rec)
-    summary = pd.DataFrame.from_records(out, columns=[*keys, "replications", *_with_ci(metrics)])
-    for c in keys:  # identity columns keep the rows table's types
-        summary[c] = summary[c].astype(df[c].dtype)
-    return summary
-
-
-def _with_ci(metrics: Sequence[str]) -> list[str]:
-    return [c for m in metrics for c in (m, f"{m}_ci95")]
-
-
-def load_summary(directory: str | Path) -> pd.DataFrame:
-    """summary.parquet of a results directory; for a `pagesim run` directory (no summary), the
-    summary computed from its rows."""
-    d = Path(directory)
-    if (d / SUMMARY_PARQUET).is_file():
-        return results.read_table(d / SUMMARY_PARQUET)
-    if (d / SUMMARY_CSV).is_file():
-        return results.read_table(d / SUMMARY_CSV)
-    rows = results.load_results(d)
-    grid: Sequence[str] = ()
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, ConfigError):
-        grid = list(results.load_metadata(d)["grid_columns"])
-    return summarize(rows, grid)
 
 
 # Running a sweep ------------------------------------------------------------------------------
@@ -736,6 +398,7 @@ def run_sweep(
 
     def finished(t: Task, row: dict[str, Any]) -> None:
         nonlocal ran
+        row = normalized(row)
         save_point(workdir, sweep.scenarios[t.scenario], t, row)
         rows[t.index] = row
         ran += 1
@@ -755,8 +418,8 @@ def run_sweep(
         raise
     done_rows = [r for r in rows if r is not None]
     assert len(done_rows) == len(tasks), "every point has a row"
-    table = rows_table(done_rows)
-    summary = summarize(table, sweep.grid_columns)
+    table = results.rows_table(done_rows)
+    summary = results.summarize(table, sweep.grid_columns)
     meta = sweep_metadata(
         sweep,
         argv=argv,
@@ -771,8 +434,8 @@ def run_sweep(
     def write(tmp: Path) -> None:
         table.to_csv(tmp / results.ROWS_CSV, index=False, lineterminator="\n")
         table.to_parquet(tmp / results.ROWS_PARQUET, engine="pyarrow", index=False)
-        summary.to_csv(tmp / SUMMARY_CSV, index=False, lineterminator="\n")
-        summary.to_parquet(tmp / SUMMARY_PARQUET, engine="pyarrow", index=False)
+        summary.to_csv(tmp / results.SUMMARY_CSV, index=False, lineterminator="\n")
+        summary.to_parquet(tmp / results.SUMMARY_PARQUET, engine="pyarrow", index=False)
         results.timings_frame(done_rows).to_csv(tmp / results.TIMINGS, index=False, lineterminator="\n")
         with open(tmp / results.CONFIG, "w", encoding="utf-8") as f:
             yaml.safe_dump(sweep_config(sweep), f, sort_keys=False, allow_unicode=True)

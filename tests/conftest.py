@@ -23,10 +23,14 @@ from typing import Any
 import pytest
 import simpy
 
+from simulator.calibration import derive
+from simulator.code import code_paths
+from simulator.costs import Costs
 from simulator.hardware import Hardware, load_hardware
 from simulator.kernels import KernelConfig
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine, build_machine
+from simulator.mm.machine import Machine
+from simulator.system import build_machine
 
 DATA = Path(__file__).resolve().parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,11 +47,24 @@ def hardware(path: Path) -> Hardware:
     return load_hardware(path)
 
 
+@cache
+def costs(path: Path) -> Costs:
+    """The allocator's costs on a hardware file (every kernel's terms), derived once per test
+    process, as loading a scenario derives them."""
+    return derive(hardware(path))[0]
+
+
+def boot(path: Path, kconfig: KernelConfig | None = None, cpu_class: type[CPU] = CPU) -> Machine:
+    """A machine booted on its own SimPy environment, as a scenario's point boots one."""
+    k = kconfig or KernelConfig()
+    return build_machine(simpy.Environment(), hardware(path), k, costs(path), code_paths(), cpu_class)
+
+
 def new_machine(path: Path = TINY_2NODE, version: str | None = None, **kconfig: Any) -> Machine:
     """A freshly booted machine on its own SimPy environment (kernel `version`'s preset, or the
     default 5.12 KernelConfig, with `kconfig` options)."""
     k = KernelConfig(**kconfig) if version is None else KernelConfig.for_version(version, **kconfig)
-    return build_machine(simpy.Environment(), hardware(path), k)
+    return boot(path, k)
 
 
 def run_on(cpu: CPU, gen: Generator[simpy.Event, None, Any]) -> Any:

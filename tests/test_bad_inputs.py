@@ -863,7 +863,7 @@ def test_compare_does_not_mark_float_noise(tmp_path: Path) -> None:
     import pandas as pd
 
     from simulator.compare import compare
-    from simulator.sweep import summarize
+    from simulator.results import summarize
 
     def write(d: Path, values: list[float]) -> Path:
         d.mkdir()
@@ -896,7 +896,7 @@ def test_compare_explains_its_star(one_run: Path, capsys: pytest.CaptureFixture[
 def test_identical_replications_have_an_exact_mean_and_no_interval() -> None:
     import numpy as np
 
-    from simulator.sweep import ci95_halfwidth, mean
+    from simulator.results import ci95_halfwidth, mean
 
     v = np.array([0.1 + 0.2] * 3)
     assert mean(v) == 0.1 + 0.2 and ci95_halfwidth(v) == 0.0

@@ -16,15 +16,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-import simpy
 import yaml
-from conftest import BROADWELL, SKYLAKE, TINY_2NODE, hardware
+from conftest import BROADWELL, PAGE_BENCH_SCENARIO, SKYLAKE, TINY_2NODE, hardware
 
-from simulator.calibration import PROFILED, Costs, derive, format_derivation, load_calibration
+from simulator.calibration import PROFILED, derive, format_derivation, load_calibration
+from simulator.costs import Costs
 from simulator.errors import ConfigError
 from simulator.hardware import load_hardware
 from simulator.kernels import KernelConfig
-from simulator.machine.machine import build_machine
+from simulator.scenario import Overrides, load_scenario
 
 PACKET_NS = 1e9 / 3677958  # 271.89 ns
 CALL = 4 / 3.6  # ns: a direct call on the reference host
@@ -166,8 +166,9 @@ def test_self_time_smaller_than_the_model_terms_is_a_config_error(tmp_path):
     hw = load_hardware(_reference_copy(tmp_path, shrink))
     with pytest.raises(ConfigError, match=r"leaves no room.*op"):
         derive(hw)
+    # a scenario on that hardware derives its costs when it is loaded: no point ever meets it
     with pytest.raises(ConfigError, match="leaves no room"):
-        build_machine(simpy.Environment(), hw)
+        load_scenario(PAGE_BENCH_SCENARIO, Overrides(hardware=hw.path))
 
 
 def test_free_unref_page_smaller_than_its_operations_is_a_config_error(tmp_path):

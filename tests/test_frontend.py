@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from simulator.code import FOOTPRINTS_FILE, code_paths, load_footprints
 from simulator.errors import ConfigError
 from simulator.machine.frontend import WINDOW, CodeRegion, FrontEnd, FrontEndSpec
-from simulator.machine.machine import frontend_spec
-from simulator.run import Point, run_point
+from simulator.run import run_point
 from simulator.scenario import Overrides, load_scenario
+from simulator.system import frontend_spec
+from simulator.workloads.api import Point
 
 SPEC = FrontEndSpec(
     l1i_bytes=32 * 1024,

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from simulator import cli
-from simulator.machine.machine import Machine
 from simulator.mm import strategies
-from simulator.mm.vmstat import NR_FREE_PAGES
+from simulator.mm.machine import Machine
+from simulator.mm.mmzone import NR_FREE_PAGES
 from simulator.workloads import WORKLOADS
 
 ROOT = Path(__file__).resolve().parents[1]

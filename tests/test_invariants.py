@@ -21,22 +21,22 @@ import simpy
 from conftest import TINY_2NODE, new_machine, run_on
 
 from simulator.errors import InvariantError
-from simulator.machine.machine import Machine, pcp_count_max
 from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm import buddy
 from simulator.mm.balloon import balloon_inflate
 from simulator.mm.buddy import FPI_NONE, LAZY, FreeArea, FreeAreaLines, free_area_init_lazy
 from simulator.mm.gfp import GFP_KERNEL, Gfp
+from simulator.mm.machine import Machine, pcp_count_max
 from simulator.mm.mmzone import (
     MAX_ORDER,
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
+    NR_FREE_PAGES,
     ZONE_DMA32,
     ZONE_NORMAL,
 )
 from simulator.mm.page_alloc import alloc_pages_node, free_unref_page
-from simulator.mm.vmstat import NR_FREE_PAGES
 from simulator.mm.zone import Zone
 from simulator.workloads.nfs import GFP_HIGHUSER_MOVABLE
 

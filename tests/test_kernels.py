@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, TINY_1NODE, hardware, new_machine, run_on
+from conftest import ROOT, TINY_1NODE, boot, hardware, new_machine, run_on
 
 from simulator.errors import ConfigError
 from simulator.kernels import KernelConfig, presets, versions
@@ -23,14 +23,15 @@ from simulator.mm.page_alloc import (
     PageList,
     __alloc_pages_bulk,
     alloc_pages_node,
-    free_unref_page_run,
     nr_pcp_free,
     put_page,
 )
+from simulator.mm.page_alloc_run import free_unref_page_run
 from simulator.mm.strategies import CallerBuffers, alloc_attempt, free_attempt, free_list_attempt
 from simulator.mm.zone_setup import boot_numbers, zone_highsize
-from simulator.run import Point, run_point
+from simulator.run import run_point
 from simulator.scenario import Overrides, Setting, load_scenario
+from simulator.workloads.api import Point
 
 PAGE_BENCH = ROOT / "scenarios" / "page_bench.yaml"
 
@@ -292,12 +293,9 @@ def test_runs_of_calls_with_async_steps_price_like_the_loop() -> None:
 def test_the_profiled_run_replay_attributes_lines_to_the_profiled_functions() -> None:
     """On a cold machine the first allocations miss: the replaying CPU puts those costs under
     rmqueue (which the profile names for rmqueue_pcplist, __rmqueue_pcplist, rmqueue_bulk)."""
-    import simpy
-
-    from simulator.machine.machine import build_machine
     from simulator.replay import ProfilingCPU
 
-    m = build_machine(simpy.Environment(), hardware(TINY_1NODE), KernelConfig(), cpu_class=ProfilingCPU)
+    m = boot(TINY_1NODE, KernelConfig(), ProfilingCPU)
     cpu = m.cpus[0]
     for _ in range(3):
         page = run_on(cpu, alloc_pages_node(cpu, GFP_ATOMIC, 0))

@@ -24,7 +24,7 @@ from simulator.calibration import load_calibration
 from simulator.errors import InvariantError
 from simulator.machine.cpu import CPU
 from simulator.machine.lock import SpinLock
-from simulator.machine.machine import Machine
+from simulator.mm.machine import Machine
 
 L1_NS = 4 / 3.6
 DRAM = 80 - L1_NS

@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from test_runs import _state
 
+from simulator.calibration import Calibration, net_costs
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.mm.balloon import balloon_deflate, balloon_inflate
+from simulator.mm.machine import Machine
 from simulator.mm.mmzone import MIGRATE_UNMOVABLE
 from simulator.mm.strategies import STRATEGIES
 from simulator.net import mlx5
-from simulator.net.costs import net_costs
 from simulator.net.mlx5 import (
     MLX5_MPWRQ_PAGES_PER_WQE,
     MLX5E_CACHE_SIZE,
@@ -74,7 +74,7 @@ def stack(
 ) -> Stack:
     m = new_machine(TINY_1NODE)
     cpu = m.cpus[0]
-    nc = net_costs(m.hw, 100.0)
+    nc = net_costs(Calibration(m.hw), 100.0)
     pool = PagePool(m, f"{cpu.scope}.rq0.page_pool", cpu.node, strategy, refill, ring_size, nc)
     rq = Mlx5eRq(
         m, 0, cpu, pool, nc, nic_node=0, ring_size=ring_size, recycle=recycle, recycle_in_mlx5=recycle_in_mlx5

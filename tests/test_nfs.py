@@ -3,6 +3,7 @@ pagevec's round trips, the bulk allocator staying local, remote frees, determini
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,15 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.machine.machine import Machine, build_machine
 from simulator.machine.sched import THREAD, RunQueues
+from simulator.mm.machine import Machine
 from simulator.mm.mmzone import MIGRATE_MOVABLE, ZONE_NORMAL
-from simulator.run import Point, PointContext, expand, run_point
+from simulator.run import expand, point_context, run_point
 from simulator.scenario import Overrides, Scenario, load_scenario
 from simulator.sunrpc.svc import SvcPool, SvcRqst, SvcServ, svc_alloc_arg, svc_rqst_pages
+from simulator.system import build_machine
 from simulator.workloads import WORKLOADS
+from simulator.workloads.api import Point
 from simulator.workloads.nfs import (
     DEFAULT_MIX,
     NfsParams,
@@ -57,7 +60,7 @@ def short(path: Path, warmup: float | None = None, **ov: Any) -> Scenario:
     if warmup is None:
         return sc
     model = sc.model.model_copy(update={"warmup": warmup})
-    return Scenario(model=model, params=sc.params, hardware=sc.hardware, path=sc.path)
+    return dataclasses.replace(sc, model=model)
 
 
 def with_params(sc: Scenario, **changes: Any) -> Scenario:
@@ -66,7 +69,7 @@ def with_params(sc: Scenario, **changes: Any) -> Scenario:
     for key, value in changes.items():
         doc[key] = value
     params = NfsParams.model_validate(_as_yaml_values(doc))
-    return Scenario(model=sc.model, params=params, hardware=sc.hardware, path=sc.path)
+    return dataclasses.replace(sc, params=params)
 
 
 def _as_yaml_values(doc: Any) -> Any:
@@ -98,8 +101,8 @@ def _as_yaml_values(doc: Any) -> Any:
 def run_with_machine(sc: Scenario, strategy: str) -> tuple[dict[str, Any], Machine]:
     """run_point's steps, keeping the machine for inspection."""
     env = simpy.Environment()
-    m = build_machine(env, sc.hardware, sc.model.kernel.to_config())
-    ctx = PointContext(m, sc.model, sc.params, Point(strategy, 1, 1))
+    m = build_machine(env, sc.hardware, sc.model.kernel.to_config(), sc.costs, sc.code)
+    ctx = point_context(m, sc, Point(strategy, 1, 1))
     figures = WORKLOADS["nfs"].run(ctx)
     m.check_invariants()
     return figures, m
@@ -139,12 +142,7 @@ def pressured(strategy: str, bulk_fallback: str = "nr_populated") -> dict[str, A
     first refill of rq_pages (259 entries) crosses low + nr_pages."""
     sc = short(SCEN / "nfs_pressure.yaml", duration="2 ms", warmup=0.0, strategies=[strategy])
     kernel = sc.model.kernel.model_copy(update={"bulk_fallback": bulk_fallback})
-    sc = Scenario(
-        model=sc.model.model_copy(update={"kernel": kernel}),
-        params=sc.params,
-        hardware=sc.hardware,
-        path=sc.path,
-    )
+    sc = dataclasses.replace(sc, model=sc.model.model_copy(update={"kernel": kernel}))
     sc = with_params(
         sc,
         threads_per_node=2,
@@ -185,7 +183,7 @@ def test_pressure_single_page_loop_reclaims_instead_of_sleeping():
 @pytest.mark.parametrize("missing", [1, 14, 15, 16, 65, 258])
 def test_pagevec_makes_ceil_n_over_15_bulk_calls_per_refill(missing):
     sc = short(SCEN / "nfs.yaml")
-    m = build_machine(simpy.Environment(), sc.hardware, sc.model.kernel.to_config())
+    m = build_machine(simpy.Environment(), sc.hardware, sc.model.kernel.to_config(), sc.costs, sc.code)
     rq = RunQueues(m.env, m.cpus)
     serv = SvcServ(m, rq, "pagevec")
     r = SvcRqst(serv, 0, m.cpus[0], SvcPool(serv, 0))

@@ -30,15 +30,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm import buddy
 from simulator.mm.balloon import balloon_deflate, balloon_inflate
 from simulator.mm.gfp import GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT, Gfp
+from simulator.mm.machine import Machine
 from simulator.mm.mmzone import (
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
+    NR_FREE_PAGES,
     ZONE_DMA,
     ZONE_DMA32,
     ZONE_NORMAL,
@@ -59,7 +60,7 @@ from simulator.mm.strategies import (
     free_attempt,
 )
 from simulator.mm.vmscan import Reclaim
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
+from simulator.mm.vmstat import zone_page_state
 from simulator.mm.zone import Zone
 from simulator.mm.zone_setup import pcp_high_and_batch
 from simulator.workloads.nfs import GFP_HIGHUSER_MOVABLE

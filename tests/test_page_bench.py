@@ -17,8 +17,9 @@ import sys
 import pytest
 from conftest import PAGE_BENCH_SCENARIO, SKYLAKE, new_machine
 
-from simulator.run import Point, run_point
+from simulator.run import run_point
 from simulator.scenario import Overrides, Scenario, load_scenario
+from simulator.workloads.api import Point
 from simulator.workloads.page_bench import select_cpus
 
 REFERENCE_CYCLES = 199  # page_bench04_bulk, single page, E5-1650 v4 (KF §2)
@@ -45,7 +46,8 @@ def test_same_scenario_and_seed_give_identical_rows():
 
 _CHILD = """
 import dataclasses, json, sys
-from simulator.run import Point, run_point
+from simulator.run import run_point
+from simulator.workloads.api import Point
 from simulator.scenario import Overrides, load_scenario
 sc = load_scenario(sys.argv[1], Overrides(duration="40 us", cpus=[3]))
 sc = dataclasses.replace(sc, model=sc.model.model_copy(update={"warmup": 10e3}))

@@ -12,8 +12,9 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from simulator import cli, plots, sweep
-from simulator.sweep import LocalExecutor, load_sweep, run_sweep
+from simulator import cli, plots, results
+from simulator.executor import LocalExecutor
+from simulator.sweep import load_sweep, run_sweep
 
 STRATEGIES = ("single", "bulk_list", "bulk_array", "pagevec")
 BATCHES = (1, 4, 15, 16, 64, 256)
@@ -117,11 +118,11 @@ def synthetic(tmp: Path, hardware: str = "broadwell-e5-1650v4", queues: int = 1)
                         "zone_lock_wait_ns_per_page": (b > 378) * 50.0 * (n - 1) ** 2,
                     }
                 )
-    rows_table = sweep.rows_table(rows)
+    rows_table = results.rows_table(rows)
     out = tmp / f"res-{hardware}-{queues}"
     out.mkdir()
     rows_table.to_parquet(out / "rows.parquet")
-    sweep.summarize(rows_table).to_parquet(out / "summary.parquet")
+    results.summarize(rows_table).to_parquet(out / "summary.parquet")
     hw_path = f"/somewhere/{hardware}.yaml"
     kernel = {"debug_list": True, "prep_new_page": "irq_off", "thp": True}
     config = {

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from simulator import results
-from simulator.run import Point, run_point
+from simulator.run import run_point
 from simulator.scenario import Overrides, Scenario, load_scenario
+from simulator.workloads.api import Point
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "page_bench.yaml"

@@ -18,18 +18,14 @@ from conftest import TINY_1NODE, TINY_2NODE, new_machine, run_on
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.machine.machine import Machine
 from simulator.machine.tape import PAGE, Spend, Step, Touch
 from simulator.mm.balloon import balloon_inflate
 from simulator.mm.gfp import GFP_ATOMIC, GFP_KERNEL
-from simulator.mm.mmzone import ZONE_NORMAL
-from simulator.mm.page_alloc import (
-    alloc_pages_node,
-    alloc_pages_node_run,
-    free_unref_page_run,
-    put_page,
-)
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
+from simulator.mm.machine import Machine
+from simulator.mm.mmzone import NR_FREE_PAGES, ZONE_NORMAL
+from simulator.mm.page_alloc import alloc_pages_node, put_page
+from simulator.mm.page_alloc_run import alloc_pages_node_run, free_unref_page_run
+from simulator.mm.vmstat import zone_page_state
 
 
 def _steps(cpu, steps: Sequence[Step], i: int, page: int | None) -> None:

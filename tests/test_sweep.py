@@ -20,11 +20,12 @@ import pytest
 import yaml
 from conftest import interrupt_cli
 
-from simulator import cli, sweep
+from simulator import cli, results, sweep
 from simulator.errors import ConfigError
+from simulator.executor import LocalExecutor
 from simulator.run import expand, run_point
 from simulator.scenario import Overrides, load_scenario
-from simulator.sweep import LocalExecutor, load_sweep, run_sweep
+from simulator.sweep import load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -72,13 +73,13 @@ def _t_cdf_above_zero(t: float, df: int) -> float:
 
 @pytest.mark.parametrize("df", [1, 2, 3, 5, 9, 17, 30, 35, 40, 50, 60, 90, 120, 500, 999])
 def test_t975_is_the_0975_quantile(df: int) -> None:
-    assert _t_cdf_above_zero(sweep.t975(df), df) == pytest.approx(0.475, abs=2e-5)
+    assert _t_cdf_above_zero(results.t975(df), df) == pytest.approx(0.475, abs=2e-5)
 
 
 def test_ci95_halfwidth() -> None:
-    assert sweep.ci95_halfwidth(np.array([1.0, 2.0, 3.0])) == pytest.approx(4.302652730 / math.sqrt(3))
-    assert sweep.ci95_halfwidth(np.array([5.0, 5.0, 5.0])) == 0.0
-    assert math.isnan(sweep.ci95_halfwidth(np.array([5.0])))
+    assert results.ci95_halfwidth(np.array([1.0, 2.0, 3.0])) == pytest.approx(4.302652730 / math.sqrt(3))
+    assert results.ci95_halfwidth(np.array([5.0, 5.0, 5.0])) == 0.0
+    assert math.isnan(results.ci95_halfwidth(np.array([5.0])))
 
 
 def test_summary_means_and_intervals_per_point() -> None:
@@ -89,9 +90,9 @@ def test_summary_means_and_intervals_per_point() -> None:
     ] + [
         {**base, "strategy": "b", "batch": 1, "replication": 0, "kernel.thp": True, "x": 7.0, "n": 4, "y": 2}
     ]
-    table = sweep.rows_table(rows)
+    table = results.rows_table(rows)
     assert str(table["y"].dtype) == "Int64" and str(table["n"].dtype) == "int64"
-    s = sweep.summarize(table, ["kernel.thp"])
+    s = results.summarize(table, ["kernel.thp"])
     assert list(s["strategy"]) == ["a", "b"] and list(s["replications"]) == [3, 1]
     assert s.loc[0, "x"] == 2.0 and s.loc[0, "x_ci95"] == pytest.approx(4.302652730 / math.sqrt(3))
     assert math.isnan(s.loc[1, "x_ci95"]) and s.loc[1, "x"] == 7.0
@@ -101,7 +102,7 @@ def test_summary_means_and_intervals_per_point() -> None:
 
 def test_a_grid_column_mixing_strings_and_numbers_holds_strings() -> None:
     rows = [{"strategy": "a", "xdp_redirect.offered_load": v, "pps": 1.0} for v in ("saturate", 3e6)]
-    table = sweep.rows_table(rows)
+    table = results.rows_table(rows)
     assert list(table["xdp_redirect.offered_load"]) == ["saturate", "3000000.0"]
 
 

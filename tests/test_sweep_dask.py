@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from test_sweep import TABLES, tiny
 
-from simulator import sweep
 from simulator.errors import ConfigError
-from simulator.sweep import DaskExecutor, LocalExecutor, load_sweep, run_sweep
+from simulator.executor import DaskExecutor, LocalExecutor, code_fingerprint
+from simulator.sweep import load_sweep, run_sweep
 
 distributed = pytest.importorskip("distributed")
 
@@ -48,10 +48,10 @@ class _FakeClient:
 
 def test_workers_with_other_model_code_are_refused() -> None:
     ex = DaskExecutor("tcp://nowhere:8786")
-    ex._check_workers(_FakeClient({"tcp://a:1": sweep.code_fingerprint()}))  # type: ignore[arg-type]
+    ex._check_workers(_FakeClient({"tcp://a:1": code_fingerprint()}))  # type: ignore[arg-type]
     assert ex.workers == 1
     with pytest.raises(ConfigError) as err:
-        ex._check_workers(_FakeClient({"tcp://a:1": sweep.code_fingerprint(), "tcp://b:2": "0" * 64}))  # type: ignore[arg-type]
+        ex._check_workers(_FakeClient({"tcp://a:1": code_fingerprint(), "tcp://b:2": "0" * 64}))  # type: ignore[arg-type]
     msg = str(err.value)
     assert msg.startswith("command line: --scheduler: worker tcp://b:2 runs other pagesim model code")
     with pytest.raises(ConfigError, match="has no workers"):

@@ -10,8 +10,8 @@ from conftest import TINY_2NODE, new_machine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.machine.machine import Machine
 from simulator.machine.tape import Batch, Tape, running_sum, running_sums
+from simulator.mm.machine import Machine
 
 
 def _cpu_state(m: Machine) -> tuple:

@@ -8,9 +8,17 @@ import pytest
 import yaml
 from conftest import BROADWELL, ROOT, hardware
 
-from simulator.calibration import derive, load_calibration
-from simulator.net.costs import Fitted, load_outside_file, net_costs, outside_path, write_fitted
-from simulator.replay import write_replayed
+from simulator.calibration import (
+    Calibration,
+    Fitted,
+    derive,
+    load_calibration,
+    load_outside_file,
+    net_costs,
+    outside_path,
+    write_fitted,
+    write_replayed,
+)
 from simulator.validation import (
     ALL_OUT,
     ASSUMED,
@@ -56,11 +64,11 @@ def test_each_mechanism_variant_changes_what_it_says() -> None:
 
 
 def test_outside_cost_scales_by_clock_on_other_hosts() -> None:
-    bw = net_costs(hardware(BROADWELL))
-    sk = net_costs(hardware(ROOT / "hardware" / "skylake-sp-2s.yaml"))
+    bw = net_costs(Calibration(hardware(BROADWELL)))
+    sk = net_costs(Calibration(hardware(ROOT / "hardware" / "skylake-sp-2s.yaml")))
     assert sk.outside == pytest.approx(bw.outside * 3.6 / 2.5)
     assert sk.dma_map == pytest.approx(bw.dma_map * 3.6 / 2.5)
-    assert net_costs(hardware(BROADWELL), 123.0).outside == 123.0
+    assert net_costs(Calibration(hardware(BROADWELL)), 123.0).outside == 123.0
 
 
 def test_write_fitted_keeps_the_inputs(tmp_path: Path) -> None:

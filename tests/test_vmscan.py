@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import simpy
+from conftest import BROADWELL, boot
 
-from simulator.hardware import load_hardware
-from simulator.machine.machine import Machine, build_machine
 from simulator.machine.sched import RunQueues
 from simulator.mm.balloon import balloon_deflate, balloon_inflate
 from simulator.mm.gfp import GFP_KERNEL
-from simulator.mm.mmzone import ZONE_NORMAL
+from simulator.mm.machine import Machine
+from simulator.mm.mmzone import NR_FREE_PAGES, ZONE_NORMAL
 from simulator.mm.page_alloc import alloc_pages_node
 from simulator.mm.vmscan import LUMPKIN_2018, SWAP_CLUSTER_MAX, Reclaim, reclaim_ns_per_page
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
-
-BROADWELL = Path(__file__).resolve().parents[1] / "hardware" / "broadwell-e5-1650v4.yaml"
+from simulator.mm.vmstat import zone_page_state
 
 
 def machine() -> Machine:
-    return build_machine(simpy.Environment(), load_hardware(BROADWELL))
+    return boot(BROADWELL)
 
 
 def squeeze(m: Machine, node: int, free_of: str) -> None:

@@ -15,9 +15,9 @@ import simpy
 import yaml
 from conftest import BROADWELL, ROOT, TINY_1NODE, TINY_2NODE, hardware, new_machine, run_on
 
+from simulator.calibration import Calibration, load_outside_file, net_costs, outside_path
 from simulator.errors import ConfigError
 from simulator.mm.page_alloc import alloc_pages_node
-from simulator.net.costs import load_outside_file, net_costs, outside_path
 from simulator.net.mlx5 import MLX5E_CACHE_SIZE, Mlx5eRq, mlx5e_rx_cache_get, mlx5e_rx_cache_put
 from simulator.net.page_pool import (
     PP_ALLOC_CACHE_SIZE,
@@ -27,9 +27,10 @@ from simulator.net.page_pool import (
     page_pool_recycle_direct,
 )
 from simulator.net.tally import NetTally
-from simulator.run import Point, run_point
+from simulator.run import run_point
 from simulator.scenario import Overrides, Scenario, load_scenario
 from simulator.validation import XDP_SCENARIO, fit_outside, scenario_with
+from simulator.workloads.api import Point
 
 TARGET_PPS = 3_677_958
 ROW_FIELDS = (
@@ -90,7 +91,9 @@ def one(sc: Scenario, strategy: str = "single", batch: int = 64, cpus: int = 1) 
 def _pool(strategy: str = "bulk_array", refill: int = 64, path: Path = TINY_1NODE) -> tuple[Any, PagePool]:
     m = new_machine(path)
     cpu = m.cpus[0]
-    pool = PagePool(m, f"{cpu.scope}.pp", cpu.node, strategy, refill, 1024, net_costs(m.hw, 100.0))
+    pool = PagePool(
+        m, f"{cpu.scope}.pp", cpu.node, strategy, refill, 1024, net_costs(Calibration(m.hw), 100.0)
+    )
     return m, pool
 
 

@@ -17,7 +17,7 @@ from simulator.errors import InvariantError
 from simulator.stats import Histogram
 
 if TYPE_CHECKING:
-    from simulator.calibration import Costs
+    from simulator.costs import Costs
     from simulator.machine.cache import CacheModel
     from simulator.machine.frontend import CodeRegion, FrontEnd
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from simulator.mm import buddy
-from simulator.mm.mmzone import MAX_ORDER, MIGRATE_MOVABLE
-from simulator.mm.vmstat import NR_FREE_PAGES
+from simulator.mm.mmzone import MAX_ORDER, MIGRATE_MOVABLE, NR_FREE_PAGES
 
 if TYPE_CHECKING:
     from simulator.mm.zone import Zone

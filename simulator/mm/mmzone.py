@@ -38,6 +38,10 @@ ZONE_MOVABLE = 3
 MAX_NR_ZONES = 4
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")
 
+# enum zone_stat_item (the only zone counter the order-0 paths need)
+NR_FREE_PAGES = 0
+NR_VM_ZONE_STAT_ITEMS = 1
+
 # enum zone_watermarks
 WMARK_MIN = 0
 WMARK_LOW = 1

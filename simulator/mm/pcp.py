@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from simulator.errors import InvariantError
 from simulator.mm.mmzone import MIGRATE_PCPTYPES
 
 
@@ -52,3 +53,9 @@ class PerCpuPages:
     def pages(self) -> int:
         """Pages on the lists (must equal count)."""
         return sum(len(lst) for lst in self.lists)
+
+
+def check_pcp_consistent(pcp: PerCpuPages) -> None:
+    """Invariant: pcp->count equals the pages on its lists."""
+    if pcp.count != pcp.pages():
+        raise InvariantError(f"{pcp.scope}: count {pcp.count} but {pcp.pages()} pages on the lists")

@@ -32,15 +32,14 @@ from simulator.mm.page_alloc import (
     PageArray,
     PageList,
     __alloc_pages_bulk,
-    alloc_pages_node_run,
     free_pages_bulk,
     free_unref_page_list,
-    free_unref_page_run,
 )
+from simulator.mm.page_alloc_run import alloc_pages_node_run, free_unref_page_run
 
 if TYPE_CHECKING:
     from simulator.machine.cpu import CPU
-    from simulator.machine.machine import Machine
+    from simulator.mm.machine import Machine
 
 STRATEGIES = ("single", "bulk_list", "bulk_array", "pagevec")
 FREE_STRATEGIES = ("one_by_one", "free_unref_page_list", "free_pages_bulk")

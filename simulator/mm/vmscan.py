@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import simpy
 
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm.balloon import balloon_deflate
-from simulator.mm.mmzone import ZONE_NORMAL
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state, zone_page_state_snapshot
+from simulator.mm.machine import Machine
+from simulator.mm.mmzone import NR_FREE_PAGES, ZONE_NORMAL
+from simulator.mm.page_alloc import __zone_watermark_ok as _watermark_ok  # no __ name in a class body
+from simulator.mm.vmstat import zone_page_state, zone_page_state_snapshot
 from simulator.mm.zone import Zone
-from simulator.mm.zone import __zone_watermark_ok as _watermark_ok  # no __ name in a class body
 
 SWAP_CLUSTER_MAX = 32  # include/linux/swap.h: pages reclaimed per shrink_inactive_list() batch
 MAX_RECLAIM_RETRIES = 16  # mm/internal.h

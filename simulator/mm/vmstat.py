@@ -14,9 +14,6 @@ if TYPE_CHECKING:
     from simulator.machine.cpu import CPU
     from simulator.mm.zone import Zone
 
-NR_FREE_PAGES = 0
-NR_VM_ZONE_STAT_ITEMS = 1  # the only zone counter the order-0 paths need
-
 
 def __mod_zone_page_state(cpu: CPU, zone: Zone, item: int, delta: int) -> None:
     """Mirrors __mod_zone_page_state(): per-CPU delta, folded past the threshold."""

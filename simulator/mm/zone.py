@@ -1,4 +1,4 @@
-"""struct zone and struct pglist_data (include/linux/mmzone.h), zonelists and watermark checks.
+"""struct zone and struct pglist_data (include/linux/mmzone.h), and zonelists.
 
 A Zone holds its buddy free areas (mm/buddy.py), its zone->lock, its per-CPU pagesets, its
 vmstat counters and watermarks, and the cache-line ids of each of those so the cache model can
@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from simulator.machine.cache import LineRegistry
 from simulator.machine.lock import SpinLock
 from simulator.mm import buddy
-from simulator.mm.gfp import ALLOC_HARDER, ALLOC_HIGH, Gfp
 from simulator.mm.mmzone import (
     FREE_AREA_SIZE,
     LIST_HEAD_SIZE,
     MAX_ORDER,
+    NR_FREE_PAGES,
+    NR_VM_ZONE_STAT_ITEMS,
     PAGEBLOCK_ORDER,
     WMARK_HIGH,
     WMARK_LOW,
@@ -26,7 +27,6 @@ from simulator.mm.mmzone import (
     ZONE_NAMES,
 )
 from simulator.mm.pcp import PerCpuPages
-from simulator.mm.vmstat import NR_FREE_PAGES, NR_VM_ZONE_STAT_ITEMS, zone_page_state
 
 # Line ids of the pageblock-flags bitmap (the usemap): priced like struct page lines, sparse.
 PAGEBLOCK_LINE_BASE = 1 << 44
@@ -164,38 +164,3 @@ def build_zonelists(nodes: list[Node], distances: list[list[int]]) -> None:
     for node in nodes:
         order = sorted(range(len(nodes)), key=lambda j: (distances[node.node_id][j], j))
         node.zonelist = [z for j in order for z in sorted(nodes[j].zones, key=lambda z: -z.zone_idx)]
-
-
-def __zone_watermark_unusable_free(zone: Zone, order: int, alloc_flags: int) -> int:
-    """Mirrors __zone_watermark_unusable_free() (no CMA pages in this model)."""
-    unusable = (1 << order) - 1
-    if not alloc_flags & ALLOC_HARDER:
-        unusable += zone.nr_reserved_highatomic
-    return unusable
-
-
-def __zone_watermark_ok(
-    zone: Zone, order: int, mark: int, highest_zoneidx: int, alloc_flags: int, free_pages: int
-) -> bool:
-    """Mirrors __zone_watermark_ok() for order 0 (the higher-order free-list scan is left out)."""
-    min_ = mark
-    free_pages -= __zone_watermark_unusable_free(zone, order, alloc_flags)
-    if alloc_flags & ALLOC_HIGH:
-        min_ -= min_ // 2
-    if alloc_flags & ALLOC_HARDER:  # ALLOC_OOM (min/2) is not modelled
-        min_ -= min_ // 4
-    if free_pages <= min_ + zone.lowmem_reserve[highest_zoneidx]:
-        return False
-    return order == 0
-
-
-def zone_watermark_fast(
-    zone: Zone, order: int, mark: int, highest_zoneidx: int, alloc_flags: int, gfp: Gfp
-) -> bool:
-    """Mirrors zone_watermark_fast(): the order-0 fast check, then the full check."""
-    free_pages = zone_page_state(zone, NR_FREE_PAGES)
-    if order == 0:
-        fast_free = free_pages - __zone_watermark_unusable_free(zone, 0, alloc_flags)
-        if fast_free > mark + zone.lowmem_reserve[highest_zoneidx]:
-            return True
-    return __zone_watermark_ok(zone, order, mark, highest_zoneidx, alloc_flags, free_pages)

@@ -26,7 +26,8 @@ import simpy
 
 from simulator.errors import InvariantError
 from simulator.machine.tape import Spend, Tape, Touch, running_sum, running_sums
-from simulator.mm.page_alloc import alloc_pages_node_run, put_page
+from simulator.mm.page_alloc import put_page
+from simulator.mm.page_alloc_run import alloc_pages_node_run
 from simulator.net.page_pool import (
     PagePool,
     page_pool_alloc_pages,
@@ -37,7 +38,7 @@ from simulator.net.veth import DEV_MAP_BULK_SIZE, Frame, VethRq, __veth_xdp_flus
 
 if TYPE_CHECKING:
     from simulator.machine.cpu import CPU
-    from simulator.machine.machine import Machine
+    from simulator.mm.machine import Machine
     from simulator.net.costs import NetCosts
     from simulator.net.tally import NetTally
 

@@ -38,7 +38,7 @@ from simulator.mm.strategies import STRATEGIES, CallerBuffers, alloc_attempt
 
 if TYPE_CHECKING:
     from simulator.machine.cpu import CPU
-    from simulator.machine.machine import Machine
+    from simulator.mm.machine import Machine
     from simulator.net.costs import NetCosts
     from simulator.net.tally import NetTally
 

@@ -28,7 +28,7 @@ import simpy
 
 from simulator.machine.tape import PAGE, Spend, Touch, running_sum
 from simulator.mm import page_alloc
-from simulator.mm.page_alloc import free_unref_page_run
+from simulator.mm.page_alloc_run import free_unref_page_run
 from simulator.net.page_pool import (
     PagePool,
     page_pool_put_page,

@@ -35,9 +35,9 @@ import simpy
 
 from simulator.machine.cache import ASYNC
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.machine.sched import SOFTIRQ, THREAD, RunQueues
 from simulator.mm.gfp import GFP_KERNEL
+from simulator.mm.machine import Machine
 from simulator.mm.mmzone import PAGE_SHIFT, PAGE_SIZE
 from simulator.mm.strategies import CallerBuffers, alloc_attempt, free_attempt
 from simulator.stats import Histogram

@@ -6,7 +6,8 @@
 
 One module per job: runs.py (running a point with the scenario or the model changed), fit.py
 (the calibration steps), mechanisms.py (the model with a mechanism taken out, and the assumed
-values halved and doubled), bench.py (bench_page_pool_simple), report.py (the report's sections).
+values halved and doubled), bench.py (bench_page_pool_simple), report/ (the report: its points,
+then its sections).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from simulator.validation.fit import (
     target_pps,
 )
 from simulator.validation.mechanisms import ALL_OUT, AS_MODELLED, ASSUMED, MECHANISMS, Variant
-from simulator.validation.report import Settings, generate
+from simulator.validation.report import generate
+from simulator.validation.report.predictions import Settings
 from simulator.validation.runs import ROOT, XDP_SCENARIO, ModelChange, run_with, scenario_with
 
 REPORT = ROOT / "docs" / "validation.md"

@@ -1,5 +1,10 @@
 """bench_page_pool_simple (prototype-kernel) in the model: page_pool's own costs checked against
-their published micro-benchmark figures."""
+their published micro-benchmark figures.
+
+The machine boots through the composition root (simulator/system.py) with the costs derived from
+the hardware file's calibration, as a scenario's points do; the benchmark's loops are plain
+generator processes on its first CPU.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,23 @@ from collections.abc import Generator
 
 import simpy
 
+from simulator.calibration import Calibration, derive, net_costs
+from simulator.code import code_paths
 from simulator.hardware import Hardware
-from simulator.machine.machine import build_machine
-from simulator.net.costs import net_costs
+from simulator.kernels import KernelConfig
+from simulator.machine.cpu import CPU
+from simulator.mm.page_alloc import put_page
+from simulator.net.page_pool import (
+    PagePool,
+    page_pool_alloc_pages,
+    page_pool_put_page,
+    page_pool_recycle_direct,
+    page_pool_release_page,
+)
+from simulator.net.tally import NetTally
+from simulator.system import build_machine
+
+TESTS = ("fast_path", "ptr_ring", "slow")  # the module's three returns
 
 
 def bench_page_pool(hw: Hardware, test: str, loops: int = 20000) -> float:
@@ -24,56 +43,57 @@ def bench_page_pool(hw: Hardware, test: str, loops: int = 20000) -> float:
     The pool's slow path takes its 6.13 form, alloc_pages_bulk_array() of 64. The published
     figures were taken on 6.13, whose page allocator (pcp spin lock, not IRQ toggles) is not
     5.12's; only the page_pool side is like for like."""
-    from simulator.mm.page_alloc import put_page
-    from simulator.net.page_pool import (
-        PagePool,
-        page_pool_alloc_pages,
-        page_pool_put_page,
-        page_pool_recycle_direct,
-        page_pool_release_page,
-    )
-    from simulator.net.tally import NetTally
-
+    cal = Calibration(hw)
+    costs, _ = derive(hw, cal.profile, reference=cal.reference)
     env = simpy.Environment()
-    m = build_machine(env, hw)
+    m = build_machine(env, hw, KernelConfig(), costs, code_paths())
     cpu = m.cpus[0]
-    c = cpu.costs
-    pool = PagePool(m, f"{cpu.scope}.bench_pool", cpu.node, "bulk_array", 64, 1024, net_costs(hw, 1.0))
-    t = NetTally()
+    pool = PagePool(m, f"{cpu.scope}.bench_pool", cpu.node, "bulk_array", 64, 1024, net_costs(cal, 1.0))
     out: dict[str, float] = {}
-
-    def pp_fill_ptr_ring(elems: int) -> Generator[simpy.Event, None, None]:
-        pages = []
-        for _ in range(elems):
-            page = yield from page_pool_alloc_pages(cpu, pool, t)
-            pages.append(page)
-        for page in pages:
-            yield from page_pool_put_page(cpu, pool, page, False, t)
-
-    def loop(n: int) -> Generator[simpy.Event, None, None]:
-        for _ in range(n):
-            page = yield from page_pool_alloc_pages(cpu, pool, t)
-            assert page is not None
-            if test == "fast_path":
-                yield from page_pool_recycle_direct(cpu, pool, page, t)
-            elif test == "ptr_ring":
-                yield from page_pool_put_page(cpu, pool, page, False, t)
-            else:
-                cpu.spend(c.atomic)  # get_page()
-                cpu.touch([page])  # page_pool_put_page(): page_ref_count(page) == 2, so
-                cpu.spend(pool.costs.pp_recycle)  # page_pool_return_page(): release, and
-                page_pool_release_page(cpu, pool, page)
-                cpu.spend(c.atomic)  # a put_page() that is not the last reference
-                yield from put_page(cpu, page)  # the last reference
-            yield cpu.sync()
-
-    def proc() -> Generator[simpy.Event, None, None]:
-        yield from pp_fill_ptr_ring(64)
-        yield from loop(loops // 4)  # warm-up
-        t0 = env.now
-        yield from loop(loops)
-        out["ns"] = (env.now - t0) / loops
-
-    env.process(proc())
+    env.process(bench(cpu, pool, NetTally(), test, loops, out))
     env.run()
     return out["ns"] * hw.cpu.tsc
+
+
+def bench(
+    cpu: CPU, pool: PagePool, t: NetTally, test: str, loops: int, out: dict[str, float]
+) -> Generator[simpy.Event, None, None]:
+    """The module's run: fill the ptr_ring, warm up, then time `loops` iterations (ns each, in
+    out["ns"])."""
+    yield from pp_fill_ptr_ring(cpu, pool, t, 64)
+    yield from bench_loop(cpu, pool, t, test, loops // 4)  # warm-up
+    t0 = cpu.env.now
+    yield from bench_loop(cpu, pool, t, test, loops)
+    out["ns"] = (cpu.env.now - t0) / loops
+
+
+def pp_fill_ptr_ring(cpu: CPU, pool: PagePool, t: NetTally, elems: int) -> Generator[simpy.Event, None, None]:
+    """Mirrors the module's pp_fill_ptr_ring(): `elems` pages allocated, then returned to the ring."""
+    pages = []
+    for _ in range(elems):
+        page = yield from page_pool_alloc_pages(cpu, pool, t)
+        pages.append(page)
+    for page in pages:
+        yield from page_pool_put_page(cpu, pool, page, False, t)
+
+
+def bench_loop(
+    cpu: CPU, pool: PagePool, t: NetTally, test: str, n: int
+) -> Generator[simpy.Event, None, None]:
+    """`n` iterations of the module's loop for `test`: an allocation and its return."""
+    c = cpu.costs
+    for _ in range(n):
+        page = yield from page_pool_alloc_pages(cpu, pool, t)
+        assert page is not None
+        if test == "fast_path":
+            yield from page_pool_recycle_direct(cpu, pool, page, t)
+        elif test == "ptr_ring":
+            yield from page_pool_put_page(cpu, pool, page, False, t)
+        else:
+            cpu.spend(c.atomic)  # get_page()
+            cpu.touch([page])  # page_pool_put_page(): page_ref_count(page) == 2, so
+            cpu.spend(pool.costs.pp_recycle)  # page_pool_return_page(): release, and
+            page_pool_release_page(cpu, pool, page)
+            cpu.spend(c.atomic)  # a put_page() that is not the last reference
+            yield from put_page(cpu, page)  # the last reference
+        yield cpu.sync()

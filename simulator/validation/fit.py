@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.calibration import load_calibration
+from simulator.calibration import Fitted, load_calibration, outside_path, write_fitted, write_replayed
 from simulator.hardware import Hardware
-from simulator.net.costs import Fitted, outside_path, write_fitted
-from simulator.run import Point
 from simulator.scenario import Overrides
 from simulator.validation.runs import NO_CHANGE, ROOT, XDP_SCENARIO, ModelChange, run_with, scenario_with
+from simulator.workloads.api import Point
 
 REFILL = 64
 FIT_TOLERANCE = 1e-4
@@ -98,7 +97,7 @@ def calibrate(scenario: Path = XDP_SCENARIO) -> Fitted:
     """The named calibration steps on the reference host: replay the profiled run (what its self
     times contain: simulator/replay.py) and write the `replayed:` section of the allocator's
     calibration file; then fit the outside cost and write the `fitted:` section."""
-    from simulator.replay import replay, write_replayed
+    from simulator.replay import replay
 
     ov = Overrides(strategies=["single"], batches=[REFILL], cpus=[1])
     sc = scenario_with(scenario, ov, PROFILED_KERNEL, outside_ns=150.0)

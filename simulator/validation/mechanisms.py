@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.calibration import CalibrationInput, Costs, derive, load_calibration
+from simulator.calibration import CalibrationInput, derive, load_calibration
+from simulator.costs import Costs
 from simulator.hardware import Hardware
 from simulator.validation.runs import ModelChange
 

@@ -16,12 +16,13 @@ from typing import Any
 import simpy
 import yaml
 
-from simulator.calibration import Costs
 from simulator.code import code_paths
-from simulator.machine.machine import build_machine
-from simulator.run import Point, PointContext, allocator_stats
+from simulator.costs import Costs
+from simulator.run import allocator_stats, point_context
 from simulator.scenario import Overrides, Scenario, load_scenario
+from simulator.system import build_machine
 from simulator.workloads import WORKLOADS
+from simulator.workloads.api import Point
 
 ROOT = Path(__file__).resolve().parents[2]
 XDP_SCENARIO = ROOT / "scenarios" / "xdp_redirect.yaml"
@@ -71,17 +72,13 @@ def run_with(sc: Scenario, point: Point, change: ModelChange = NO_CHANGE) -> dic
     kconfig = sc.model.kernel.to_config()
     if change.kernel:
         kconfig = kconfig.replace(**change.kernel)
-    m = build_machine(env, sc.hardware, kconfig)
-    if change.costs is not None:
-        m.costs = change.costs.for_kernel(kconfig)
-        for c in m.cpus:
-            c.costs = m.costs
+    costs = change.costs if change.costs is not None else sc.costs
+    m = build_machine(env, sc.hardware, kconfig, costs, code_paths(change.hot_scale, change.assumed_scale))
     m.cache.mlp = change.mlp
-    m.code = code_paths(change.hot_scale, change.assumed_scale)
     if not change.frontend:
         for c in m.cpus:
             c.frontend = None
-    ctx = PointContext(m, sc.model, sc.params, point)
+    ctx = point_context(m, sc, point)
     row: dict[str, Any] = {"strategy": point.strategy, "batch": point.batch, "cpus": point.cpus}
     row["kernel"] = kconfig.version
     row.update(WORKLOADS[sc.model.workload].run(ctx))

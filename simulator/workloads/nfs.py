@@ -21,36 +21,34 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import simpy
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.calibration import ALLOCATOR_FUNCTIONS, load_calibration
+from simulator.calibration import ALLOCATOR_FUNCTIONS, Calibration, CalibrationInput
 from simulator.errors import ConfigError
 from simulator.hardware import Hardware
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.machine.sched import THREAD, RunQueues
 from simulator.mm.balloon import balloon_inflate
 from simulator.mm.gfp import GFP_KERNEL, Gfp
-from simulator.mm.mmzone import MIGRATE_MOVABLE, PAGE_SIZE, ZONE_NORMAL
-from simulator.mm.page_alloc import alloc_pages_node_run, free_unref_page_run
+from simulator.mm.machine import Machine
+from simulator.mm.mmzone import MIGRATE_MOVABLE, NR_FREE_PAGES, PAGE_SIZE, ZONE_NORMAL
+from simulator.mm.page_alloc_run import alloc_pages_node_run, free_unref_page_run
 from simulator.mm.vmscan import Reclaim, reclaim_ns_per_page
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
+from simulator.mm.vmstat import zone_page_state
 from simulator.sunrpc.svc import (
     RPCSVC_MAXPAYLOAD,
     SVC_ALLOC_ARG_SLEEP_NS,
     Request,
+    SvcPool,
     SvcServ,
     svc_rqst_pages,
 )
 from simulator.units import Duration, Size
-from simulator.workloads import Workload
-
-if TYPE_CHECKING:
-    from simulator.run import PointContext
+from simulator.workloads.api import PointContext, Workload
 
 Ns = Duration
 Bytes = Size
@@ -69,15 +67,15 @@ GFP_HIGHUSER_MOVABLE = Gfp(
 BACKGROUND_GFP = {"GFP_KERNEL": GFP_KERNEL, "GFP_HIGHUSER_MOVABLE": GFP_HIGHUSER_MOVABLE}
 
 
-def derive_wire_packet_ns(hw: Hardware) -> tuple[float, str]:
+def derive_wire_packet_ns(hw: Hardware, cal: CalibrationInput) -> tuple[float, str]:
     """The named calibration of network work per TCP segment, from the reference profile.
 
     The reference host spent 1e9 / 3,677,958 = 271.9 ns per packet of XDP redirect, SKB build
     and free (KF §1); minus the page allocator's share of the profile (15.76 %) that is 229 ns
     of kernel network work per packet, scaled by clock ratio to `hw`. Assumed: a TCP segment of
     an NFS request or reply costs the server what one such packet did (no GRO/TSO batching,
-    no data copy: both move this figure, in opposite directions)."""
-    cal = load_calibration(hw.calibration_path())
+    no data copy: both move this figure, in opposite directions). `cal`: the allocator's
+    calibration (the reference profile)."""
     per_packet = 1e9 / cal.reference.packets_per_second
     share = sum(cal.self_percent[f] for f in ALLOCATOR_FUNCTIONS) / 100.0
     scale = cal.reference.clock / hw.cpu.clock
@@ -288,45 +286,13 @@ class Figures:
         self.samples_below_min = 0
 
 
-def run(ctx: PointContext) -> dict[str, float]:
-    """Run the NFS server workload for one point (one strategy)."""
-    m = ctx.machine
-    env = m.env
-    p: NfsParams = ctx.params  # type: ignore[assignment]
-    warmup = ctx.scenario.warmup
-    end = warmup + ctx.scenario.duration
-    rq = RunQueues(env, m.cpus)
-    fig = Figures()
-
-    # memory pressure and the reclaim model
-    if p.memory.pressured:
-        apply_pressure(m, p.memory)
-    cost = p.memory.reclaim_cost if p.memory.reclaim_cost is not None else reclaim_ns_per_page()[0]
-    reclaim = Reclaim(m, rq, {n.node_id: _node_cpus(m, n.node_id)[-1] for n in m.nodes}, cost)
-
-    # the server
-    rng_free = ctx.rng("frees")
-    by_node = {n.node_id: _node_cpus(m, n.node_id) for n in m.nodes}
-
-    def freer(cpu: CPU) -> CPU:
-        how = p.reply_free.cpu
-        if how == "same":
-            return cpu
-        if how == "same_node":
-            pool = by_node[cpu.node]
-        elif how == "remote":
-            pool = [c for c in m.cpus if c.node != cpu.node]
-        else:
-            pool = m.cpus
-        return pool[int(rng_free.integers(len(pool)))]
-
-    mix = p.mix
-    cdf = request_kind_cdf(mix)
-    per_packet = (
-        p.service.per_wire_packet if p.service.per_wire_packet is not None else derive_wire_packet_ns(m.hw)[0]
-    )
+def request_kinds(p: NfsParams, wire_packet_ns: float) -> list[tuple[int, float, int]]:
+    """Per entry of the mix: (rq_pages entries it consumes, service ns, lines its processing
+    touches). Service is `service.rpc` plus the TCP segments of request and reply, each at
+    `service.per_wire_packet` (`wire_packet_ns`, derived from the profile, if it is not set)."""
+    per_packet = p.service.per_wire_packet if p.service.per_wire_packet is not None else wire_packet_ns
     kinds = []
-    for k in mix:
+    for k in p.mix:
         req_bytes = p.service.header + (k.payload if k.op == "write" else 0)
         rep_bytes = p.service.header + (k.payload if k.op == "read" else 0)
         segs = -(-req_bytes // p.service.mss) + -(-rep_bytes // p.service.mss)
@@ -336,21 +302,130 @@ def run(ctx: PointContext) -> dict[str, float]:
             2 * k.payload // 64 if k.op == "write" else k.payload // PAGE_SIZE if k.op == "read" else 0
         )
         kinds.append((k.consumed(), p.service.rpc + segs * per_packet, lines))
+    return kinds
 
-    rng_clients = ctx.rng("clients")
-    client_done = False
 
-    def maybe_finish() -> None:
-        if client_done and fig.outstanding == 0 and not serv.stopping:
-            serv.stop()
-            reclaim.stop()
+class ReplyFreer:
+    """Which CPU frees a reply's pages, as `reply_free.cpu` says: the CPU that served the request,
+    another CPU of its node, one of another node, or any (drawn from the `frees` stream)."""
 
-    def on_reply(req: Request) -> None:
-        fig.outstanding -= 1
-        if p.clients.model == "closed" and env.now < end:
-            env.process(closed_next(p.clients.think))
-        maybe_finish()
+    def __init__(self, m: Machine, how: str, rng: np.random.Generator) -> None:
+        self.m = m
+        self.how = how
+        self.rng = rng
+        self.by_node = {n.node_id: _node_cpus(m, n.node_id) for n in m.nodes}
 
+    def __call__(self, cpu: CPU) -> CPU:
+        if self.how == "same":
+            return cpu
+        if self.how == "same_node":
+            pool = self.by_node[cpu.node]
+        elif self.how == "remote":
+            pool = [c for c in self.m.cpus if c.node != cpu.node]
+        else:
+            pool = self.m.cpus
+        return pool[int(self.rng.integers(len(pool)))]
+
+
+class RpcClients:
+    """The NFS clients: requests drawn from the mix (the `clients` stream), each sent to one of
+    the server's pools, open loop (Poisson arrivals at `rate`) or closed loop (`outstanding`
+    requests in flight, each followed by the next after a think time). Once the clients stop
+    (the end of the window) and the last reply is back, the server and reclaim stop too."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        p: Clients,
+        kinds: list[tuple[int, float, int]],
+        cdf: np.ndarray,
+        rng: np.random.Generator,
+        end: float,
+        fig: Figures,
+    ) -> None:
+        self.env = env
+        self.p = p
+        self.kinds = kinds
+        self.cdf = cdf
+        self.rng = rng
+        self.end = end
+        self.fig = fig
+        self.done = False  # no request will be issued any more
+        self.serv: SvcServ | None = None  # the server and the reclaim model they stop (serve())
+        self.reclaim: Reclaim | None = None
+        self.pools: list[SvcPool] = []
+
+    def serve(self, serv: SvcServ, reclaim: Reclaim) -> None:
+        """Send requests to `serv`'s pools that have threads (pernode: the nodes with threads)."""
+        self.serv = serv
+        self.reclaim = reclaim
+        self.pools = [pool for pool in serv.pools if pool.all_threads]
+
+    def start(self) -> None:
+        self.env.process(self.open_loop() if self.p.model == "open" else self.closed_loop())
+
+    def issue(self) -> None:
+        """One request of a kind drawn from the mix, onto a pool drawn at random."""
+        assert self.serv is not None
+        env, fig = self.env, self.fig
+        kind = draw_request_kind(self.cdf, self.rng)
+        pages, service_ns, lines = self.kinds[kind]
+        req = Request(fig.requests, kind, env.now, pages, service_ns, lines, self.serv.in_window(env.now))
+        fig.requests += 1
+        fig.outstanding += 1
+        pool = self.pools[int(self.rng.integers(len(self.pools)))]
+        pool.svc_xprt_enqueue(req)
+
+    def on_reply(self, req: Request) -> None:
+        """The server sent `req`'s reply (SvcServ's on_reply)."""
+        self.fig.outstanding -= 1
+        if self.p.model == "closed" and self.env.now < self.end:
+            self.env.process(self.closed_next(self.p.think))
+        self.maybe_finish()
+
+    def maybe_finish(self) -> None:
+        assert self.serv is not None and self.reclaim is not None
+        if self.done and self.fig.outstanding == 0 and not self.serv.stopping:
+            self.serv.stop()
+            self.reclaim.stop()
+
+    def open_loop(self) -> Generator[simpy.Event, None, None]:
+        """Poisson arrivals at `rate` until the end of the window."""
+        assert self.p.rate is not None
+        mean_gap = 1e9 / self.p.rate
+        while True:
+            yield self.env.timeout(float(self.rng.exponential(mean_gap)))
+            if self.env.now >= self.end:
+                break
+            self.issue()
+        self.done = True
+        self.maybe_finish()
+
+    def closed_next(self, think: float) -> Generator[simpy.Event, None, None]:
+        """A closed-loop client's next request, after its think time."""
+        if think:
+            yield self.env.timeout(float(self.rng.exponential(think)))
+        if self.env.now < self.end:
+            self.issue()
+
+    def closed_loop(self) -> Generator[simpy.Event, None, None]:
+        """`outstanding` requests at once; each reply brings the next (on_reply) until the end."""
+        assert self.p.outstanding is not None
+        for _ in range(self.p.outstanding):
+            self.issue()
+        yield self.env.timeout(self.end)
+        self.done = True
+        self.maybe_finish()
+
+
+def start_server(
+    ctx: PointContext, rq: RunQueues, clients: RpcClients, freer: ReplyFreer, window: tuple[float, float]
+) -> SvcServ:
+    """The nfsd threads: `threads_per_node` on each node of `nodes`, pinned round-robin to the
+    node's CPUs, in the pools `pool_mode` gives (interleaved by node, so a global pool's search
+    order alternates nodes)."""
+    m = ctx.machine
+    p: NfsParams = ctx.params  # type: ignore[assignment]
     serv = SvcServ(
         m,
         rq,
@@ -360,55 +435,49 @@ def run(ctx: PointContext) -> dict[str, float]:
         sleep_policy=p.sleep_policy,
         reply_free_delay_ns=p.reply_free.delay,
         reply_freer=freer,
-        on_reply=on_reply,
+        on_reply=clients.on_reply,
     )
-    serv.window = (warmup, end)
+    serv.window = window
     nodes = p.nodes if p.nodes is not None else [n.node_id for n in m.nodes]
     for i in range(p.threads_per_node):
-        for node in nodes:  # interleaved, so a global pool's search order alternates nodes
-            cpus = by_node[node]
+        for node in nodes:
+            cpus = freer.by_node[node]
             pool = serv.svc_pool(node if p.pool_mode == "pernode" else 0)
             serv.svc_prepare_thread(cpus[i % len(cpus)], pool)
+    return serv
 
-    pools = [pool for pool in serv.pools if pool.all_threads]  # pernode: the nodes with threads
 
-    def issue() -> None:
-        kind = draw_request_kind(cdf, rng_clients)
-        pages, service_ns, lines = kinds[kind]
-        req = Request(fig.requests, kind, env.now, pages, service_ns, lines, serv.in_window(env.now))
-        fig.requests += 1
-        fig.outstanding += 1
-        pool = pools[int(rng_clients.integers(len(pools)))]
-        pool.svc_xprt_enqueue(req)
+def window_start(
+    env: simpy.Environment, warmup: float, reclaim: Reclaim
+) -> Generator[simpy.Event, None, None]:
+    """The end of warm-up, for the reclaim model's own counters."""
+    yield env.timeout(warmup)
+    reclaim.reset_stats()
 
-    def open_loop() -> Generator[simpy.Event, None, None]:
-        nonlocal client_done
-        assert p.clients.rate is not None
-        mean_gap = 1e9 / p.clients.rate
-        while True:
-            yield env.timeout(float(rng_clients.exponential(mean_gap)))
-            if env.now >= end:
-                break
-            issue()
-        client_done = True
-        maybe_finish()
 
-    def closed_next(think: float) -> Generator[simpy.Event, None, None]:
-        if think:
-            yield env.timeout(float(rng_clients.exponential(think)))
-        if env.now < end:
-            issue()
+def run(ctx: PointContext) -> dict[str, float]:
+    """Run the NFS server workload for one point (one strategy)."""
+    m = ctx.machine
+    env = m.env
+    p: NfsParams = ctx.params  # type: ignore[assignment]
+    warmup = ctx.warmup
+    end = warmup + ctx.duration
+    rq = RunQueues(env, m.cpus)
+    fig = Figures()
 
-    def closed_loop() -> Generator[simpy.Event, None, None]:
-        nonlocal client_done
-        assert p.clients.outstanding is not None
-        for _ in range(p.clients.outstanding):
-            issue()
-        yield env.timeout(end)
-        client_done = True
-        maybe_finish()
+    # memory pressure and the reclaim model
+    if p.memory.pressured:
+        apply_pressure(m, p.memory)
+    cost = p.memory.reclaim_cost if p.memory.reclaim_cost is not None else reclaim_ns_per_page()[0]
+    reclaim = Reclaim(m, rq, {n.node_id: _node_cpus(m, n.node_id)[-1] for n in m.nodes}, cost)
 
-    env.process(open_loop() if p.clients.model == "open" else closed_loop())
+    # the server and its clients
+    freer = ReplyFreer(m, p.reply_free.cpu, ctx.rng("frees"))
+    kinds = request_kinds(p, ctx.derived)
+    clients = RpcClients(env, p.clients, kinds, request_kind_cdf(p.mix), ctx.rng("clients"), end, fig)
+    serv = start_server(ctx, rq, clients, freer, (warmup, end))
+    clients.serve(serv, reclaim)
+    clients.start()
 
     # the background allocator
     if p.background.rate > 0:
@@ -424,21 +493,25 @@ def run(ctx: PointContext) -> dict[str, float]:
         ]
         env.process(sampler(env, watched, p.memory.sample, warmup, end, fig))
 
-    def window_start() -> Generator[simpy.Event, None, None]:
-        yield env.timeout(warmup)
-        reclaim.reset_stats()
-
     if warmup > 0:
-        env.process(window_start())
+        env.process(window_start(env, warmup, reclaim))
     ctx.measure_window(warmup, m.cpus)
     env.run()
+    return figures(ctx, serv, reclaim, rq, fig)
 
+
+def figures(
+    ctx: PointContext, serv: SvcServ, reclaim: Reclaim, rq: RunQueues, fig: Figures
+) -> dict[str, float]:
+    """The row's NFS figures, from the server's, reclaim's and the run's own counters."""
+    m = ctx.machine
+    env = m.env
     st = serv.stats
     lat = st.latency
     aa = st.alloc_arg
     ctx.pages_measured = st.alloc_arg_pages
     rs = reclaim.stats
-    duration = ctx.scenario.duration
+    duration = ctx.duration
     busy = sum(rq.busy_ns.values()) / (env.now * len(m.cpus)) if env.now > 0 else 0.0
     return {
         "ops_per_s": st.completed_in_window / (duration / 1e9),
@@ -507,7 +580,7 @@ def background(
             while held and held[0][0] <= env.now:
                 yield from free_unref_page_run(cpu, held.popleft()[1])
         yield from rq.release(cpu)
-        if env.now >= ctx.scenario.warmup:
+        if env.now >= ctx.warmup:
             fig.background_pages += len(got)
 
 
@@ -526,11 +599,18 @@ def sampler(
         yield env.timeout(every)
 
 
+def derive(params: BaseModel, cal: Calibration) -> float:
+    """The network work per TCP segment derived from the reference profile (derive_wire_packet_ns),
+    for `service.per_wire_packet` when the scenario does not set it."""
+    return derive_wire_packet_ns(cal.hw, cal.profile)[0]
+
+
 WORKLOAD = Workload(
     "nfs",
     NfsParams,
     run,
     check,
+    derive,
     summary=(
         "ops_per_s",
         "svc_alloc_arg_us_mean",

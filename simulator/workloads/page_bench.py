@@ -13,20 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import simpy
 from pydantic import BaseModel, ConfigDict
 
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.mm.gfp import GFP_MASKS
+from simulator.mm.machine import Machine
 from simulator.mm.page_alloc import PageList, __alloc_pages_bulk
 from simulator.mm.strategies import CallerBuffers, alloc_attempt, free_attempt, free_list_attempt
-from simulator.workloads import Workload
-
-if TYPE_CHECKING:
-    from simulator.run import PointContext
+from simulator.workloads.api import PointContext, Workload
 
 
 class PageBenchParams(BaseModel):
@@ -133,8 +130,8 @@ def run(ctx: PointContext) -> dict[str, float]:
     m, p = ctx.machine, ctx.point
     params: PageBenchParams = ctx.params  # type: ignore[assignment]
     cpus = select_cpus(m, p.cpus, params.cpu_placement)
-    warmup = ctx.scenario.warmup
-    end = warmup + ctx.scenario.duration
+    warmup = ctx.warmup
+    end = warmup + ctx.duration
     tallies = [CpuTally() for _ in cpus]
     for cpu, tally in zip(cpus, tallies):
         m.env.process(page_bench_loop(cpu, p.strategy, p.batch, params, warmup, end, tally))

@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import simpy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simulator.calibration import Calibration, net_costs
 from simulator.errors import ConfigError
 from simulator.machine.cpu import CPU
-from simulator.machine.machine import Machine
 from simulator.mm.balloon import balloon_inflate
-from simulator.mm.mmzone import ZONE_NORMAL
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state
-from simulator.net.costs import net_costs
+from simulator.mm.machine import Machine
+from simulator.mm.mmzone import NR_FREE_PAGES, ZONE_NORMAL
+from simulator.mm.vmstat import zone_page_state
+from simulator.net.costs import NetCosts
 from simulator.net.mlx5 import (
     MLX5_MPWRQ_PAGES_PER_WQE,
     NAPI_POLL_WEIGHT,
@@ -48,12 +49,11 @@ from simulator.net.page_pool import PagePool, PoolStats
 from simulator.net.tally import NetTally
 from simulator.net.veth import VethRq, veth_poll
 from simulator.stats import Histogram
-from simulator.workloads import Workload
+from simulator.workloads.api import PointContext, Workload
 from simulator.workloads.page_bench import select_cpus
 
 if TYPE_CHECKING:
     from simulator.hardware import Hardware
-    from simulator.run import PointContext
 
 MAX_REFILL = 256
 
@@ -105,7 +105,7 @@ class XdpRedirectParams(BaseModel):
 
 
 def check(model: Any, params: BaseModel, hw: Hardware, file: str) -> None:
-    """Cross-checks against the hardware: refill sizes, nodes, and that the outside cost exists."""
+    """Cross-checks against the hardware: refill sizes and nodes."""
     p: XdpRedirectParams = params  # type: ignore[assignment]
     bad = [b for b in model.batches if not 1 <= b <= MAX_REFILL]
     if bad:
@@ -116,7 +116,12 @@ def check(model: Any, params: BaseModel, hw: Hardware, file: str) -> None:
         raise ConfigError.one(
             file, "xdp_redirect.pool_node", f"{hw.name} has {hw.nnodes} node(s)", p.pool_node
         )
-    net_costs(hw, p.outside_ns)
+
+
+def derive(params: BaseModel, cal: Calibration) -> NetCosts:
+    """The network path's costs on this hardware (the fitted outside cost, or the scenario's)."""
+    p: XdpRedirectParams = params  # type: ignore[assignment]
+    return net_costs(cal, p.outside_ns)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,13 +225,11 @@ def bring_up(
 ) -> Generator[simpy.Event, None, None]:
     """Once every CPU has filled its rings: the link comes up (`start`), statistics count from
     the end of warm-up, and memory pressure (if any) arrives half-way through warm-up."""
-    from simulator.run import reset_stats  # run imports the workloads: import at use
-
     m = ctx.machine
     env = m.env
     yield simpy.AllOf(env, filled)
     t0 = env.now
-    warmup = ctx.scenario.warmup
+    warmup = ctx.warmup
     ctx.measured_cpus = list(cpus)
     ctx.window_start = t0 + warmup
     start.succeed(t0)
@@ -236,7 +239,7 @@ def bring_up(
         yield env.timeout(warmup - warmup / 2)
     else:
         yield env.timeout(warmup)
-    reset_stats(m)
+    ctx.end_warmup()
 
 
 def memory_pressure(m: Machine, nodes: list[int], over_low: int) -> None:
@@ -261,10 +264,10 @@ def run(ctx: PointContext) -> dict[str, Any]:
     """Run the XDP-redirect replay for one point; returns the workload's figures."""
     m, p = ctx.machine, ctx.point
     params: XdpRedirectParams = ctx.params  # type: ignore[assignment]
-    nc = net_costs(m.hw, params.outside_ns)
+    nc: NetCosts = ctx.derived
     cpus = select_cpus(m, p.cpus, params.cpu_placement)
-    warmup = ctx.scenario.warmup
-    duration = ctx.scenario.duration
+    warmup = ctx.warmup
+    duration = ctx.duration
     nq = len(cpus) * params.queues_per_cpu
     saturate = params.offered_load == "saturate"
     rate = None if saturate else float(params.offered_load) / nq / 1e9
@@ -381,5 +384,6 @@ WORKLOAD = Workload(
     XdpRedirectParams,
     run,
     check,
+    derive,
     summary=("pps", "ns_per_packet", "alloc_ns_per_packet", "irq_latency_p99_ns"),
 )

@@ -1,8 +1,10 @@
-"""The simulated machine: CPUs, caches, NUMA nodes and their zones, booted as Linux 5.12 boots.
+"""The booted machine: the hardware (CPUs, caches: simulator/machine/) with the kernel's memory on
+it (NUMA nodes and their zones, the allocator's event counters, the pages handed out), and the
+invariants checked after every run.
 
-`build_machine(env, hw, kconfig)` elaborates the component tree
-(`machine.cpu3`, `machine.node1.zone_normal.pcp.cpu7`, `machine.node0.zone_dma32.lock`...)
-from a validated Hardware description; workloads then run kernel code paths on its CPUs.
+simulator/system.py boots one (`build_machine`), elaborating the component tree (`machine.cpu3`,
+`machine.node1.zone_normal.pcp.cpu7`, `machine.node0.zone_dma32.lock`...); workloads then run
+kernel code paths on its CPUs, which reach it as `cpu.machine`.
 """
 
 from __future__ import annotations
@@ -16,20 +18,19 @@ from itertools import chain
 import numpy as np
 import simpy
 
-from simulator.calibration import Costs, derive
-from simulator.code import CodePaths, code_paths
+from simulator.code import CodePaths
+from simulator.costs import Costs
 from simulator.errors import InvariantError
 from simulator.hardware import Hardware
 from simulator.kernels import KernelConfig
 from simulator.machine.cache import CacheModel, LineRegistry
 from simulator.machine.cpu import CPU
-from simulator.machine.frontend import FrontEnd, FrontEndSpec
 from simulator.mm import buddy
-from simulator.mm.mmzone import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES
-from simulator.mm.page_alloc import check_pcp_consistent
-from simulator.mm.vmstat import NR_FREE_PAGES, zone_page_state_snapshot
-from simulator.mm.zone import Node, Zone, build_zonelists
-from simulator.mm.zone_setup import BootNumbers, boot_numbers
+from simulator.mm.mmzone import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_FREE_PAGES
+from simulator.mm.pcp import check_pcp_consistent
+from simulator.mm.vmstat import zone_page_state_snapshot
+from simulator.mm.zone import Node, Zone
+from simulator.mm.zone_setup import BootNumbers
 
 
 @dataclass
@@ -65,14 +66,14 @@ class Machine:
     cpus: list[CPU]
     nodes: list[Node]
     zones: list[Zone]
+    # the kernel's code paths as the front end sees them (simulator/code.py)
+    code: CodePaths
     stats: AllocStats = field(default_factory=AllocStats)
     allocated: set[int] = field(default_factory=set)
     # Hooks a workload may set: kswapd's wake-up and direct reclaim (None: no reclaim model).
     kswapd: Callable[[Zone], None] | None = None
     direct_reclaim: Callable[[CPU, Zone], Generator[simpy.Event, None, int]] | None = None
     _zone_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    # the kernel's code paths as the front end sees them (simulator/code.py)
-    code: CodePaths = field(default_factory=code_paths)
     # False: every run of back-to-back calls goes through the per-call functions (the calibration
     # replay attributes each line to the function that touches it; runs never change a result)
     tapes: bool = True
@@ -285,79 +286,3 @@ def _zone_placement(z: Zone, alloc: np.ndarray, m: Machine) -> list[str]:
         what = f"pfn {a} is" if b - a == 1 else f"pfns [{a}, {b}) are"
         problems.append(f"{z.scope}: {what} in no place (lost)")
     return problems
-
-
-def build_machine(
-    env: simpy.Environment, hw: Hardware, kconfig: KernelConfig | None = None, cpu_class: type[CPU] = CPU
-) -> Machine:
-    """Boot `hw`: zones, watermarks, pcp lists, caches and CPUs, as the kernel `kconfig` would.
-    (`cpu_class`: a CPU subclass that observes what the model charges, for the calibration replay.)"""
-    kconfig = kconfig or KernelConfig()
-    costs = derive(hw)[0].for_kernel(kconfig)
-    boot = boot_numbers(hw, thp=kconfig.thp, pcp_high=kconfig.pcp_high)
-    registry = LineRegistry()
-    ncpu = hw.ncpus
-    nodes = [Node(n.id, f"machine.node{n.id}") for n in hw.topology.nodes]
-    zones: list[Zone] = []
-    for zi in boot.zones:
-        z = Zone(
-            node=zi.node,
-            zone_idx=zi.zone_type,
-            start_pfn=zi.start_pfn,
-            spanned=zi.spanned_pages,
-            present=zi.present_pages,
-            managed=zi.managed_pages,
-            watermark=zi.watermarks,
-            lowmem_reserve=list(zi.lowmem_reserve),
-            pcp_high=zi.pcp_high,
-            pcp_batch=zi.pcp_batch,
-            stat_threshold=zi.stat_threshold,
-            ncpus=ncpu,
-            registry=registry,
-        )
-        nodes[zi.node].zones.append(z)
-        zones.append(z)
-    zones.sort(key=lambda z: z.start_pfn)
-    build_zonelists(nodes, hw.topology.distances)
-    node_end = [max(z.end_pfn for z in n.zones) for n in nodes]
-    cpu_node, cpu_llc, cpu_socket = hw.cpu_node(), hw.cpu_llc(), hw.cpu_socket()
-    vm_event_lines = [registry.alloc(f"machine.cpu{c}.vm_event_states", cpu_node[c]) for c in range(ncpu)]
-    cache = CacheModel(hw, registry, node_end)
-    cpus = [cpu_class(env, c, cpu_node[c], cpu_llc[c], cpu_socket[c], cache, costs) for c in range(ncpu)]
-    m = Machine(
-        env=env,
-        hw=hw,
-        kconfig=kconfig,
-        costs=costs,
-        boot=boot,
-        registry=registry,
-        cache=cache,
-        cpus=cpus,
-        nodes=nodes,
-        zones=zones,
-        _zone_starts=np.array([z.start_pfn for z in zones], dtype=np.int64),
-    )
-    spec = frontend_spec(hw)
-    for c, cpu in enumerate(cpus):
-        cpu.machine = m
-        cpu.vm_event_line = vm_event_lines[c]
-        cpu.frontend = FrontEnd(spec)
-    return m
-
-
-def frontend_spec(hw: Hardware) -> FrontEndSpec:
-    """A core's front end from the hardware file, in bytes, entries and ns (core clock)."""
-    f = hw.frontend
-    l1 = hw.ns(hw.caches.l1d.latency, tsc=False)
-    return FrontEndSpec(
-        l1i_bytes=f.l1i,
-        line=hw.caches.line,
-        l2_fetch_ns=hw.ns(hw.caches.l2.latency, tsc=False) - l1,
-        llc_fetch_ns=hw.ns(hw.caches.l3.latency, tsc=False) - l1,
-        l2_bytes=hw.caches.l2.size,
-        overlap=f.ifetch_overlap,
-        uop_bytes=f.uop_cache.coverage,
-        switch_ns=hw.ns(f.uop_cache.switch_penalty, tsc=False),
-        btb_entries=f.btb.entries,
-        resteer_ns=hw.ns(f.btb.miss_penalty, tsc=False),
-    )
