@@ -28,7 +28,7 @@ from simulator.calibration import Calibration, derive, format_derivation, load_c
 from simulator.errors import ConfigError, InvariantError, Problem
 from simulator.executor import DaskExecutor, Executor, LocalExecutor, Task
 from simulator.hardware import Hardware, load_hardware
-from simulator.kernels import KernelConfig
+from simulator.kernels import DEFAULT_VERSION, KernelConfig
 from simulator.kernels import versions as kernel_versions
 from simulator.mm.zone_setup import BootNumbers, boot_numbers, check_node_memory
 from simulator.run import expand
@@ -782,11 +782,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 # zoneinfo -------------------------------------------------------------------------------------
 
 
-def zoneinfo_text(hw: Hardware, nums: BootNumbers, thp: bool) -> str:
-    """/proc/zoneinfo of a freshly booted 5.12 kernel (mm/vmstat.c zoneinfo_show_print()), for
-    the populated zones; every managed page is free right after boot."""
+def zoneinfo_text(hw: Hardware, nums: BootNumbers, thp: bool, kernel: str = DEFAULT_VERSION) -> str:
+    """/proc/zoneinfo of a freshly booted kernel (mm/vmstat.c zoneinfo_show_print()), for the
+    populated zones; every managed page is free right after boot."""
     lines = [
-        f"# {hw.name}: /proc/zoneinfo after boot (Linux 5.12, {nums.online_cpus} online CPUs)",
+        f"# {hw.name}: /proc/zoneinfo after boot (Linux {kernel}, {nums.online_cpus} online CPUs)",
         f"# vm.min_free_kbytes = {nums.min_free_kbytes}"
         f" ({'with' if thp else 'without'} khugepaged's recommended minimum)",
     ]
@@ -835,7 +835,7 @@ def cmd_zoneinfo(args: argparse.Namespace) -> int:
         }
         print(to_json(doc))
     else:
-        print(zoneinfo_text(hw, nums, thp))
+        print(zoneinfo_text(hw, nums, thp, args.kernel))
     return EXIT_OK
 
 

@@ -174,12 +174,13 @@ class ScenarioModel(_Strict):
         if not presets()[self.kernel.version].mechanisms.bulk_api:
             bulk = [s for s in self.strategies if s != "single"]
             if bulk:
+                # named on the kernel's field: `--kernel 5.11` then blames the flag, not the file
                 raise FieldError(
-                    "strategies",
-                    f"strategy {bulk[0]!r} needs the bulk allocator, which kernel"
-                    f" {self.kernel.version} does not have (kernel.version); use `single`, or a"
-                    " kernel from 5.12 on",
-                    bulk[0],
+                    "kernel.version",
+                    f"kernel {self.kernel.version} has no bulk allocator, which strategy"
+                    f" {bulk[0]!r} needs (strategies); run only `single` on it, or a kernel from"
+                    " 5.12 on",
+                    self.kernel.version,
                 )
         return self
 

@@ -463,10 +463,11 @@ FILE_CASES = [
 ]
 
 KERNELS = "['5.11', '5.12', '5.13', '5.14']"
-NO_BULK_ON_5_11 = (
-    "{sc}: strategies: strategy 'bulk_list' needs the bulk allocator, which kernel 5.11 does not have"
-    " (kernel.version); use `single`, or a kernel from 5.12 on (got 'bulk_list')"
+NO_BULK = (
+    "kernel 5.11 has no bulk allocator, which strategy 'bulk_list' needs (strategies); run only"
+    " `single` on it, or a kernel from 5.12 on (got '5.11')"
 )
+NO_BULK_ON_5_11 = "{sc}: kernel.version: " + NO_BULK
 
 FILE_CASES += [
     # kernel versions (simulator/kernels.yaml)
@@ -565,8 +566,8 @@ FLAG_CASES = [
         commands=("run",),
     ),
     Case(
-        "flag-kernel-without-bulk-allocator",  # the scenario's strategies are named, not the flag
-        (NO_BULK_ON_5_11,),
+        "flag-kernel-without-bulk-allocator",  # the flag is named, not the file
+        ("command line: --kernel: " + NO_BULK,),
         flags=("--kernel", "5.11"),
         commands=("run",),
     ),
