@@ -135,6 +135,7 @@ class CacheModel:
                 self.xfer[a][b] = t - l1
         dist = hw.topology.distances
         self.dram = [[hw.memory.latency[d] - l1 for d in row] for row in dist]
+        self._idle_dram = [row[:] for row in self.dram]
         self.fill_buffers = hw.memory.fill_buffers
         self.node_end_pfn = list(node_end_pfn)
         nnode = len(self.node_end_pfn)
@@ -157,6 +158,7 @@ class CacheModel:
             ],
             dtype=np.int64,
         )
+        self._dram_at = 2 + nc * nc  # where the DRAM costs start in ftopo
         self._ftopo = np.array(
             [
                 self.lat_l2,
@@ -328,6 +330,15 @@ class CacheModel:
         holds."""
         self.clock[self.cpu_core[cpu]] += nlines
         self.llc_clock[self.cpu_llc[cpu]] += nlines
+
+    def set_dram_load(self, home: int, extra_ns: float) -> None:
+        """Memory on node `home` answers `extra_ns` slower than idle (its controller's load:
+        simulator/machine/memory.py), for every reader."""
+        nnode = len(self.dram)
+        for node in range(nnode):
+            v = self._idle_dram[node][home] + extra_ns
+            self.dram[node][home] = v
+            self._ftopo[self._dram_at + node * nnode + home] = v
 
     def state(self) -> tuple:
         """Every piece of line state, comparable with == (tests)."""

@@ -15,7 +15,7 @@ counts are per CPU. Without SMT a core is a CPU (core_of is the identity).
 - `topo` (int64, read only but for MLP): l1, l2 and LLC lines, CPU count, LLC count, node count,
   fill buffers, the MLP switch, core count, then each CPU's core, each core's LLC, each core's
   node, the transfer level of each (core, owner core) pair and each node's end pfn (offsets: T_*);
-- `ftopo` (float64, read only): the L2 and LLC latencies beyond
+- `ftopo` (float64, read only but for the loaded DRAM latency): the L2 and LLC latencies beyond
   L1, the transfer cost of each (core, owner core) pair, the DRAM cost of each (node, home) pair;
 - `dyn` (int64): each core's clock, each LLC's clock, the level counts per CPU (7 each), and the
   number of struct page chunks in use;
@@ -559,6 +559,7 @@ def tape_sums(
     pending: float,
     cache_ns: float,
     now: float,
+    slowdown: float,
     marks: np.ndarray,
     window: np.ndarray,
 ) -> tuple[np.ndarray, float, float, np.ndarray, np.ndarray]:
@@ -568,7 +569,7 @@ def tape_sums(
     touch_a[j]..touch_b[j], or inc_arr[:, arr_col[j]] (one value per call), or inc_const[j].
     Returns the local times at each mark (k x marks), the new pending and cache cost, and the
     IRQ-off windows' starts and ends (window: increments before the save and before the restore;
-    -1: none)."""
+    -1: none). A local time is now + pending x slowdown (CPU.now(): a busy SMT sibling)."""
     ninc = inc_const.size
     times = np.empty((k, marks.size))
     starts = np.empty(k if window[0] >= 0 else 0)
@@ -585,12 +586,12 @@ def tape_sums(
         m = 0
         for j in range(ninc + 1):
             while m < marks.size and marks[m] == j:
-                times[i, m] = now + pending
+                times[i, m] = now + pending * slowdown
                 m += 1
             if window[0] == j:
-                starts[i] = now + pending
+                starts[i] = now + pending * slowdown
             if window[1] == j:
-                ends[i] = now + pending
+                ends[i] = now + pending * slowdown
             if j == ninc:
                 break
             if touch_a[j] >= 0:

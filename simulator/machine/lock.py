@@ -54,8 +54,7 @@ class SpinLock:
             self.contended += 1
             self.wait_ns += wait
             self.wait_hist.add(wait)
-            cpu.spin_ns += wait
-            cpu.spend(wait)
+            cpu.spin(wait)
         else:
             self.wait_hist.add(0.0)
         cpu.touch([self.line])

@@ -25,6 +25,7 @@ from simulator.hardware import Hardware
 from simulator.kernels import KernelConfig
 from simulator.machine.cache import CacheModel, LineRegistry
 from simulator.machine.cpu import CPU
+from simulator.machine.memory import MemoryController
 from simulator.mm import buddy
 from simulator.mm.mmzone import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_FREE_PAGES
 from simulator.mm.pcp import check_pcp_consistent
@@ -79,6 +80,8 @@ class Machine:
     tapes: bool = True
     # prepare_alloc_pages() results by (preferred node, highest zone, migratetype, nodemask)
     alloc_contexts: dict[tuple[int, int, int, frozenset[int] | None], object] = field(default_factory=dict)
+    # each node's memory controller (streamed stores, loaded latency): CPU.memory is its node's
+    memory: list[MemoryController] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._zone_start_list: list[int] = self._zone_starts.tolist()
@@ -138,7 +141,7 @@ class Machine:
                 if getattr(z.lock, k) < 0:
                     out.append(f"{z.lock.scope}.{k}={getattr(z.lock, k)}")
         for c in self.cpus:
-            for k in ("irq_off_ns", "cache_cost_ns", "spin_ns"):
+            for k in ("irq_off_ns", "cache_cost_ns", "spin_ns", "busy_ns"):
                 if getattr(c, k) < 0:
                     out.append(f"{c.scope}.{k}={getattr(c, k)}")
         return out

@@ -86,6 +86,8 @@ def reset_stats(m: Machine) -> None:
     """Zero every statistic (not the state): the end of warm-up."""
     m.stats = AllocStats()
     m.cache.reset_counts()
+    for mc in m.memory:
+        mc.reset_stats()
     for z in m.zones:
         lk = z.lock
         lk.acquisitions = lk.contended = 0
@@ -100,7 +102,6 @@ def reset_stats(m: Machine) -> None:
         c.irq_off_ns = 0.0
         c.window_floor = m.env.now
         c.cache_cost_ns = 0.0
-        c.spin_ns = 0.0
         c.frontend_ns = 0.0
 
 
