@@ -65,6 +65,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _bounded(v: float, bounds: tuple[float, float], expected: str) -> float:
+    """`v` if it lies within `bounds`, else the error 'expected <expected>' (a field validator's)."""
+    lo, hi = bounds
+    if not lo <= v <= hi:
+        raise ValueError(f"expected {expected}")
+    return v
+
+
+def _cache_size(v: int) -> int:
+    lo, hi = CACHE_BYTES
+    _bounded(v, CACHE_BYTES, f"a cache size from {format_bytes(lo)} to {format_bytes(hi)}")
+    return v
+
+
 class CpuSpec(_Strict):
     model: str = Field(max_length=MAX_NAME_CHARS)
     clock: GHz = Field(description="core clock: converts cache latencies given in cycles")
@@ -73,10 +87,7 @@ class CpuSpec(_Strict):
     @field_validator("clock", "tsc")
     @classmethod
     def _clock(cls, v: float) -> float:
-        lo, hi = CLOCK_GHZ
-        if not lo <= v <= hi:
-            raise ValueError(f"expected a clock from {lo:g} to {hi:g} GHz")
-        return v
+        return _bounded(v, CLOCK_GHZ, f"a clock from {CLOCK_GHZ[0]:g} to {CLOCK_GHZ[1]:g} GHz")
 
 
 class CacheLevel(_Strict):
@@ -86,10 +97,7 @@ class CacheLevel(_Strict):
     @field_validator("size")
     @classmethod
     def _size(cls, v: int) -> int:
-        lo, hi = CACHE_BYTES
-        if not lo <= v <= hi:
-            raise ValueError(f"expected a cache size from {format_bytes(lo)} to {format_bytes(hi)}")
-        return v
+        return _cache_size(v)
 
 
 class Caches(_Strict):
@@ -246,9 +254,7 @@ class BandwidthSpec(_Strict):
     @classmethod
     def _range(cls, v: float) -> float:
         lo, hi = BANDWIDTH_GBS
-        if not lo <= v <= hi:
-            raise ValueError(f"expected a bandwidth from {lo:g} to {hi:g} GB/s")
-        return v
+        return _bounded(v, BANDWIDTH_GBS, f"a bandwidth from {lo:g} to {hi:g} GB/s")
 
     @model_validator(mode="after")
     def _curve(self) -> BandwidthSpec:
@@ -332,10 +338,7 @@ class FrontEndSpecYaml(_Strict):
     @field_validator("l1i")
     @classmethod
     def _size(cls, v: int) -> int:
-        lo, hi = CACHE_BYTES
-        if not lo <= v <= hi:
-            raise ValueError(f"expected a cache size from {format_bytes(lo)} to {format_bytes(hi)}")
-        return v
+        return _cache_size(v)
 
 
 class Hardware(_Strict):
