@@ -24,8 +24,11 @@ from simulator.errors import ConfigError
 from simulator.limits import MAX_NAME_CHARS, MAX_TEXT_CHARS
 from simulator.units import (
     Latency,
+    format_bandwidth,
     format_bytes,
+    format_cpulist,
     format_ns,
+    parse_bandwidth,
     parse_bytes,
     parse_cpulist,
     parse_ghz,
@@ -39,6 +42,7 @@ Ns = Annotated[float, BeforeValidator(parse_ns)]
 GHz = Annotated[float, BeforeValidator(parse_ghz)]
 Cost = Annotated[Latency, BeforeValidator(parse_latency)]
 CpuList = Annotated[list[int], BeforeValidator(parse_cpulist)]
+Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth)]
 
 LOCAL_DISTANCE = 10  # include/linux/topology.h: the SLIT distance of a node to itself
 MAX_DISTANCE = 254  # ACPI SLIT entries are bytes; 255 means unreachable
@@ -53,10 +57,26 @@ CACHE_BYTES = (1 << 10, 4 << 30)  # 1 KiB to 4 GiB per cache (the largest L3s ar
 LATENCY_NS = (0.1, 10_000.0)  # cache, DRAM and core-to-core: an L1 hit to 10 us (CXL is < 1 us)
 KERNEL_COST_NS = (0.0, 10_000.0)  # a primitive (irq save, lock, call): 10 us is a VM exit x 5
 MAX_FILL_BUFFERS = 256  # line fill buffers per core: 10-24 on the shipped hosts
+MAX_THREADS_PER_CORE = 2  # SMT: 2 on x86 (the model's sibling is one other thread)
+BANDWIDTH_GBS = (0.1, 10_000.0)  # per node or per thread: 100 MB/s to 10 TB/s (HBM stacks: ~1 TB/s)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _bounded(v: float, bounds: tuple[float, float], expected: str) -> float:
+    """`v` if it lies within `bounds`, else the error 'expected <expected>' (a field validator's)."""
+    lo, hi = bounds
+    if not lo <= v <= hi:
+        raise ValueError(f"expected {expected}")
+    return v
+
+
+def _cache_size(v: int) -> int:
+    lo, hi = CACHE_BYTES
+    _bounded(v, CACHE_BYTES, f"a cache size from {format_bytes(lo)} to {format_bytes(hi)}")
+    return v
 
 
 class CpuSpec(_Strict):
@@ -67,10 +87,7 @@ class CpuSpec(_Strict):
     @field_validator("clock", "tsc")
     @classmethod
     def _clock(cls, v: float) -> float:
-        lo, hi = CLOCK_GHZ
-        if not lo <= v <= hi:
-            raise ValueError(f"expected a clock from {lo:g} to {hi:g} GHz")
-        return v
+        return _bounded(v, CLOCK_GHZ, f"a clock from {CLOCK_GHZ[0]:g} to {CLOCK_GHZ[1]:g} GHz")
 
 
 class CacheLevel(_Strict):
@@ -80,10 +97,7 @@ class CacheLevel(_Strict):
     @field_validator("size")
     @classmethod
     def _size(cls, v: int) -> int:
-        lo, hi = CACHE_BYTES
-        if not lo <= v <= hi:
-            raise ValueError(f"expected a cache size from {format_bytes(lo)} to {format_bytes(hi)}")
-        return v
+        return _cache_size(v)
 
 
 class Caches(_Strict):
@@ -109,6 +123,15 @@ class NodeSpec(_Strict):
     memory: Bytes = Field(gt=0, le=MAX_NODE_MEMORY, description="at most 4 PiB (52-bit physical)")
 
 
+class SmtSpec(_Strict):
+    """Simultaneous multithreading: logical CPUs per core and what a busy sibling costs."""
+
+    threads_per_core: int = Field(ge=1, le=MAX_THREADS_PER_CORE)
+    throughput: float = Field(
+        gt=0.0, le=1.0, description="a thread's speed while its sibling is busy, relative to running alone"
+    )
+
+
 class Topology(_Strict):
     sockets: int = Field(ge=1)
     nodes: list[NodeSpec] = Field(min_length=1)
@@ -116,6 +139,9 @@ class Topology(_Strict):
         default=None, description="CPUs sharing one last-level cache; default: one per socket"
     )
     distances: list[list[int]]
+    smt: SmtSpec | None = Field(
+        default=None, description="SMT threads per core (default: one CPU per core, no SMT)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Topology:
@@ -171,6 +197,91 @@ class Topology(_Strict):
             for k, dom in enumerate(self.llc_domains):
                 if len({sock[c] for c in dom}) != 1:
                     raise FieldError(f"llc_domains[{k}]", "spans more than one socket")
+        self._siblings_together(len(cpus))
+        return self
+
+    def _siblings_together(self, ncpus: int) -> None:
+        """With SMT, Linux numbers the first thread of every core, then the second...: CPU c and
+        c + ncpus / threads_per_core are threads of one core, which one node and one LLC hold."""
+        t = self.smt.threads_per_core if self.smt is not None else 1
+        if t == 1:
+            return
+        if ncpus % t:
+            raise FieldError(
+                "smt.threads_per_core", f"{ncpus} CPUs do not split into cores of {t} threads", t
+            )
+        ncore = ncpus // t
+        groups = [(f"nodes[{i}].cpus", n.cpus) for i, n in enumerate(self.nodes)]
+        groups += [(f"llc_domains[{k}]", dom) for k, dom in enumerate(self.llc_domains or [])]
+        for field, cpus in groups:
+            have = set(cpus)
+            for c in sorted(cpus):
+                lost = [s for s in range(c % ncore, ncpus, ncore) if s not in have]
+                if lost:
+                    raise FieldError(
+                        field,
+                        f"with smt.threads_per_core {t}, CPU c and c + {ncore} are threads of one core"
+                        f" (Linux's enumeration), which must stay together: CPU {c} is here but its"
+                        f" sibling {lost[0]} is not",
+                        format_cpulist(cpus),
+                    )
+
+
+class LoadPoint(_Strict):
+    """One point of a loaded-latency curve."""
+
+    bandwidth: Bandwidth = Field(description="the node's DRAM traffic")
+    latency: Ns = Field(description="local DRAM load latency at that traffic")
+
+
+class BandwidthSpec(_Strict):
+    """What a node's memory controller sustains, and what one CPU streams alone
+    (simulator/machine/memory.py)."""
+
+    node: Bandwidth = Field(description="DRAM traffic of one node, reads and writes together (1:1 mix)")
+    thread: Bandwidth = Field(description="stores one CPU streams alone (bytes written per second)")
+    rfo: bool = Field(
+        description="a streamed store first reads its line (read for ownership): N bytes written are"
+        " 2N bytes of traffic"
+    )
+    loaded_latency: list[LoadPoint] | None = Field(
+        default=None,
+        description="(node traffic, local DRAM latency) points, traffic ascending: how latency rises"
+        " with load (MLC loaded latency); none: latency does not depend on load",
+    )
+
+    @field_validator("node", "thread")
+    @classmethod
+    def _range(cls, v: float) -> float:
+        lo, hi = BANDWIDTH_GBS
+        return _bounded(v, BANDWIDTH_GBS, f"a bandwidth from {lo:g} to {hi:g} GB/s")
+
+    @model_validator(mode="after")
+    def _curve(self) -> BandwidthSpec:
+        pts = self.loaded_latency
+        if pts is None:
+            return self
+        if len(pts) < 2:
+            raise FieldError("loaded_latency", "needs at least two (bandwidth, latency) points", len(pts))
+        for k in range(1, len(pts)):
+            b0, l0 = pts[k - 1].bandwidth, pts[k - 1].latency
+            b1, l1 = pts[k].bandwidth, pts[k].latency
+            if b1 <= b0:
+                raise FieldError(
+                    f"loaded_latency[{k}]",
+                    f"bandwidths must ascend (the point before is at {format_bandwidth(b0)})",
+                    format_bandwidth(b1),
+                )
+            if l1 < l0:
+                raise FieldError(
+                    f"loaded_latency[{k}]",
+                    f"latency must not fall as the load rises (the point before is at {format_ns(l0)})",
+                    format_ns(l1),
+                )
+            if not LATENCY_NS[0] <= l1 <= LATENCY_NS[1] or not LATENCY_NS[0] <= l0 <= LATENCY_NS[1]:
+                raise FieldError(
+                    f"loaded_latency[{k}]", f"expected latencies from {LATENCY_NS[0]:g} ns to 10 us"
+                )
         return self
 
 
@@ -183,6 +294,7 @@ class MemorySpec(_Strict):
     reserved: Bytes = Field(
         description="memory reserved on node 0 besides the memmap (kernel image, firmware)"
     )
+    bandwidth: BandwidthSpec
 
 
 class Coherence(_Strict):
@@ -226,10 +338,7 @@ class FrontEndSpecYaml(_Strict):
     @field_validator("l1i")
     @classmethod
     def _size(cls, v: int) -> int:
-        lo, hi = CACHE_BYTES
-        if not lo <= v <= hi:
-            raise ValueError(f"expected a cache size from {format_bytes(lo)} to {format_bytes(hi)}")
-        return v
+        return _cache_size(v)
 
 
 class Hardware(_Strict):
@@ -325,6 +434,32 @@ class Hardware(_Strict):
             for c in node.cpus:
                 out[c] = node.id
         return out
+
+    @property
+    def threads_per_core(self) -> int:
+        smt = self.topology.smt
+        return smt.threads_per_core if smt is not None else 1
+
+    @property
+    def ncores(self) -> int:
+        return self.ncpus // self.threads_per_core
+
+    @property
+    def smt_throughput(self) -> float:
+        """A thread's speed while its sibling is busy (1.0 without SMT)."""
+        smt = self.topology.smt
+        return smt.throughput if smt is not None and smt.threads_per_core > 1 else 1.0
+
+    def cpu_core(self) -> list[int]:
+        """Core of each CPU, indexed by CPU id: Linux numbers the first thread of every core, then
+        the second..., so CPU c is a thread of core c mod ncores."""
+        n = self.ncores
+        return [c % n for c in range(self.ncpus)]
+
+    def siblings(self, cpu: int) -> list[int]:
+        """The other threads of `cpu`'s core."""
+        n = self.ncores
+        return [c for c in range(cpu % n, self.ncpus, n) if c != cpu]
 
     def cpu_socket(self) -> list[int]:
         node_socket = [n.socket for n in self.topology.nodes]

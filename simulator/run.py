@@ -18,12 +18,15 @@ from typing import Any
 import simpy
 
 from simulator.machine.cache import L2
+from simulator.machine.cache_core import NLEVELS
+from simulator.machine.lock import ZONE_LOCK, lock_fields
 from simulator.mm.machine import Machine
 from simulator.scenario import Scenario
 from simulator.stats import Histogram
 from simulator.system import build_machine
 from simulator.workloads import WORKLOADS
 from simulator.workloads.api import Point, PointContext
+from simulator.workloads.windows import DRAINS, FRONTEND, REFILLS, counter_sums, time_shares
 
 
 def grid_combinations(sc: Scenario) -> list[tuple[tuple[str, Any], ...]]:
@@ -49,29 +52,40 @@ def point_context(m: Machine, sc: Scenario, point: Point) -> PointContext:
 
 
 def allocator_stats(m: Machine, ctx: PointContext) -> dict[str, float]:
-    """The allocator statistics every row carries."""
-    locks = [z.lock for z in m.zones]
-    wait = Histogram()
-    hold = Histogram()
-    for lk in locks:
-        wait.merge(lk.wait_hist)
-        hold.merge(lk.hold_hist)
+    """The allocator statistics every row carries, over the point's measurement windows
+    (simulator/workloads/windows.py)."""
+    split = ctx.time_split()
+    cpu_ns = sum(t.length for t in split)
+    zone = lock_fields(m.locks_of(ZONE_LOCK), "zone_lock", cpu_ns)
     irq = Histogram()
     cpus = ctx.measured_cpus or m.cpus
     for c in cpus:
         irq.merge(c.all_irq_windows())
-    span = max(m.env.now - ctx.window_start, 1e-9) * len(cpus)
-    pages = max(ctx.pages_measured, m.stats.pages_allocated, 1)
-    misses = int(m.cache.level_counts[:, L2:].sum())
-    lines = int(m.cache.level_counts.sum())
+    if ctx.per_cpu_windows:
+        # each CPU's own counters over its own window; pages: those of the windows
+        sums = counter_sums([ctx.windows[c.id] for c in cpus])
+        counts = sums[:NLEVELS]
+        misses, lines = int(counts[L2:].sum()), int(counts.sum())
+        frontend = float(sums[NLEVELS + FRONTEND])
+        refills, drains = int(sums[NLEVELS + REFILLS]), int(sums[NLEVELS + DRAINS])
+        span = max(cpu_ns, 1e-9)
+        pages = max(ctx.pages_measured, 1)
+    else:
+        misses = int(m.cache.level_counts[:, L2:].sum())
+        lines = int(m.cache.level_counts.sum())
+        frontend = sum(c.frontend_ns for c in cpus)
+        refills = sum(p.refills for z in m.zones for p in z.pcp)
+        drains = sum(p.drains for z in m.zones for p in z.pcp)
+        span = max(m.env.now - ctx.window_start, 1e-9) * len(cpus)
+        pages = max(ctx.pages_measured, m.stats.pages_allocated, 1)
     return {
-        "zone_lock_acquisitions": sum(lk.acquisitions for lk in locks),
-        "zone_lock_contended": sum(lk.contended for lk in locks),
-        "zone_lock_wait_ns": sum(lk.wait_ns for lk in locks),
-        "zone_lock_wait_p99_ns": wait.quantile(0.99),
-        "zone_lock_hold_p99_ns": hold.quantile(0.99),
-        "pcp_refills": sum(p.refills for z in m.zones for p in z.pcp),
-        "pcp_drains": sum(p.drains for z in m.zones for p in z.pcp),
+        "zone_lock_acquisitions": zone["zone_lock_acquisitions"],
+        "zone_lock_contended": zone["zone_lock_contentions"],
+        "zone_lock_wait_ns": zone["zone_lock_wait_ns_total"],
+        "zone_lock_wait_p99_ns": zone["zone_lock_wait_p99_ns"],
+        "zone_lock_hold_p99_ns": zone["zone_lock_hold_p99_ns"],
+        "pcp_refills": refills,
+        "pcp_drains": drains,
         "irq_off_max_ns": irq.max,
         "irq_off_p99_ns": irq.quantile(0.99),
         "irq_off_mean_ns": irq.mean,
@@ -82,16 +96,19 @@ def allocator_stats(m: Machine, ctx: PointContext) -> dict[str, float]:
         "irq_off_p50_ns": irq.quantile(0.5),
         "irq_off_p90_ns": irq.quantile(0.9),
         "irq_off_p999_ns": irq.quantile(0.999),
-        "zone_lock_wait_ns_per_page": sum(lk.wait_ns for lk in locks) / pages,
+        "zone_lock_wait_ns_per_page": zone["zone_lock_wait_ns_total"] / pages,
         "cache_lines_per_page": lines / pages,
         # instruction fetch, decode and BTB stalls (simulator/machine/frontend.py)
-        "frontend_ns_per_page": sum(c.frontend_ns for c in cpus) / pages,
+        "frontend_ns_per_page": frontend / pages,
         "vmstat_folds": sum(z.stat_folds for z in m.zones),
         "slowpath": m.stats.slowpath,
         "alloc_failures": m.stats.alloc_failures,
         "remote_node_allocs": m.stats.remote_node_allocs,
         "bulk_fallback_single": m.stats.bulk_fallback_single,
         "bulk_empty": m.stats.bulk_empty,
+        # lockstat's figures of &zone->lock, and where the measured CPUs' time went
+        **zone,
+        **time_shares(split),
     }
 
 

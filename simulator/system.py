@@ -23,6 +23,7 @@ from simulator.kernels import KernelConfig
 from simulator.machine.cache import CacheModel, LineRegistry
 from simulator.machine.cpu import CPU
 from simulator.machine.frontend import FrontEnd, FrontEndSpec
+from simulator.machine.memory import MemoryController
 from simulator.mm.machine import Machine
 from simulator.mm.zone import Node, Zone, build_zonelists
 from simulator.mm.zone_setup import boot_numbers
@@ -84,11 +85,18 @@ def build_machine(
         code=code,
         _zone_starts=np.array([z.start_pfn for z in zones], dtype=np.int64),
     )
+    m.memory = [MemoryController(n.id, hw.memory.bandwidth, hw.caches.line, cache) for n in hw.topology.nodes]
     spec = frontend_spec(hw)
     for c, cpu in enumerate(cpus):
         cpu.machine = m
         cpu.vm_event_line = vm_event_lines[c]
         cpu.frontend = FrontEnd(spec)
+        cpu.memory = m.memory[cpu.node]
+    if hw.threads_per_core > 1:
+        # SMT: a busy sibling slows this CPU's work (cpu.py); at most two threads per core
+        for cpu in cpus:
+            cpu.sibling = cpus[hw.siblings(cpu.id)[0]]
+            cpu.busy_slowdown = 1.0 / hw.smt_throughput
     return m
 
 

@@ -30,6 +30,8 @@ BYTE_UNITS = {
 }
 TIME_UNITS_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 FREQ_UNITS_GHZ = {"GHz": 1.0, "MHz": 1e-3}
+# bandwidth in bytes per ns: 1 GB/s (10^9 B/s, as STREAM and MLC report) is 1 B/ns
+BANDWIDTH_UNITS = {"GB/s": 1.0, "MB/s": 1e-3, "GiB/s": (1 << 30) / 1e9, "MiB/s": (1 << 20) / 1e9}
 
 
 class UnitError(ValueError):
@@ -59,7 +61,8 @@ def _split(text: object, kind: str, units: dict[str, float] | list[str]) -> tupl
 
 
 def _example(kind: str) -> str:
-    return {"a size": "32 KiB", "a duration": "81 ns", "a frequency": "3.6 GHz"}.get(kind, "4 cycles")
+    examples = {"a size": "32 KiB", "a duration": "81 ns", "a frequency": "3.6 GHz", "a bandwidth": "75 GB/s"}
+    return examples.get(kind, "4 cycles")
 
 
 def parse_bytes(text: object) -> int:
@@ -90,6 +93,19 @@ def parse_ghz(text: object) -> float:
     if value <= 0:
         raise UnitError(f"expected a positive frequency, got {_r(text)}")
     return value * FREQ_UNITS_GHZ[unit]
+
+
+def parse_bandwidth(text: object) -> float:
+    """'75 GB/s' -> 75.0 (bytes per ns). Bandwidths must be positive."""
+    value, unit = _split(text, "a bandwidth", BANDWIDTH_UNITS)
+    if value <= 0:
+        raise UnitError(f"expected a positive bandwidth, got {_r(text)}")
+    return value * BANDWIDTH_UNITS[unit]
+
+
+def format_bandwidth(value: float) -> str:
+    """75.0 -> '75 GB/s' (exact: repr of the float), the inverse of parse_bandwidth."""
+    return f"{value!r} GB/s" if value != int(value) else f"{int(value)} GB/s"
 
 
 @dataclass(frozen=True)
@@ -157,6 +173,20 @@ def _cpu_ids(cpus: list[int], text: object) -> list[int]:
     if len(set(cpus)) != len(cpus):
         raise UnitError(f"cpulist {_r(text)} names a CPU twice")
     return cpus
+
+
+def format_cpulist(cpus: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2,5,7-8', the inverse of parse_cpulist."""
+    out: list[str] = []
+    ids = sorted(cpus)
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(f"{ids[i]}" if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(out)
 
 
 def format_ns(value: float) -> str:

@@ -1,6 +1,7 @@
 """The cache model as it was before its compiled core (simulator/machine/cache_core.py), in plain
 Python lists, access by access: the oracle tests/test_cache.py holds the compiled model to
-(every cost ==, every piece of line state ==)."""
+(every cost ==, every piece of line state ==). With SMT, private-cache state (clocks, owners,
+stamps, the copies held) is per core, shared by the core's threads; level counts stay per CPU."""
 
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ class ReferenceCache:
         self.cpu_llc = hw.cpu_llc()
         cpu_socket = hw.cpu_socket()
         self.nllc = max(self.cpu_llc) + 1
+        self.cpu_core = hw.cpu_core()
+        nc = self.ncore = hw.ncores
         line = hw.caches.line
         self.l1_lines = hw.caches.l1d.size // line
         self.l2_lines = hw.caches.l2.size // line
@@ -102,7 +105,7 @@ class ReferenceCache:
         self.mlp = True
         self.node_end_pfn = list(node_end_pfn)
 
-        self.clock = [0] * n
+        self.clock = [0] * nc  # per core
         self.llc_clock = [0] * self.nllc
         self._counts = [[0] * len(LEVEL_NAMES) for _ in range(n)]  # [cpu][level]
         self._chunks: dict[int, _Chunk] = {}
@@ -110,8 +113,8 @@ class ReferenceCache:
         # metadata line state, one row per registered line (grown on demand)
         self.m_wver: list[int] = []
         self.m_writer: list[int] = []
-        self.m_seen: list[list[int]] = []  # [line][cpu]: version this CPU holds (-1: none)
-        self.m_stamp: list[list[int]] = []  # [line][cpu]
+        self.m_seen: list[list[int]] = []  # [line][core]: version this core holds (-1: none)
+        self.m_stamp: list[list[int]] = []  # [line][core]
         self.m_lver: list[list[int]] = []  # [line][llc]
         self.m_lstamp: list[list[int]] = []  # [line][llc]
         # written and not read by another CPU since: the only current copy is in the writer's
@@ -123,8 +126,8 @@ class ReferenceCache:
         for _ in range(len(self.registry) - len(self.m_wver)):
             self.m_wver.append(0)
             self.m_writer.append(NO_OWNER)
-            self.m_seen.append([-1] * self.ncpu)
-            self.m_stamp.append([FAR] * self.ncpu)
+            self.m_seen.append([-1] * self.ncore)
+            self.m_stamp.append([FAR] * self.ncore)
             self.m_lver.append([-1] * self.nllc)
             self.m_lstamp.append([FAR] * self.nllc)
             self.m_dirty.append(False)
@@ -156,14 +159,15 @@ class ReferenceCache:
         if isinstance(lines, np.ndarray):
             lines = lines.tolist()
         counts = self._counts[cpu]
+        core = self.cpu_core[cpu]
         total = 0.0
         meta_one = self._meta_one
         page_one = self._page_one
         for ln in lines:
             if ln >= META_BASE:
-                c, lvl = meta_one(cpu, ln - META_BASE, write)
+                c, lvl = meta_one(core, ln - META_BASE, write)
             else:
-                c, lvl = page_one(cpu, ln)
+                c, lvl = page_one(core, ln)
             counts[lvl] += 1
             total += c
         return total
@@ -184,11 +188,12 @@ class ReferenceCache:
         if isinstance(write, np.ndarray):
             write = write.tolist()
         flags = write if isinstance(write, list) else None
+        core = self.cpu_core[cpu]
         for k, ln in enumerate(lines):
             if ln >= META_BASE:
-                c, lvl = self._meta_one(cpu, ln - META_BASE, flags[k] if flags is not None else bool(write))
+                c, lvl = self._meta_one(core, ln - META_BASE, flags[k] if flags is not None else bool(write))
             else:
-                c, lvl = self._page_one(cpu, ln)
+                c, lvl = self._page_one(core, ln)
             counts[lvl] += 1
             out[k] = c
         return out
@@ -200,11 +205,12 @@ class ReferenceCache:
         slowest = 0.0
         misses = 0
         counts = self._counts[cpu]
+        core = self.cpu_core[cpu]
         for ln in dict.fromkeys(lines):
             if ln >= META_BASE:
-                c, lvl = self._meta_one(cpu, ln - META_BASE, True)
+                c, lvl = self._meta_one(core, ln - META_BASE, True)
             else:
-                c, lvl = self._page_one(cpu, ln)
+                c, lvl = self._page_one(core, ln)
             counts[lvl] += 1
             total += c
             misses += c > 0
@@ -215,14 +221,16 @@ class ReferenceCache:
         return max(slowest, total / self.fill_buffers)
 
     def advance(self, cpu: int, nlines: int) -> None:
-        """`cpu` touched `nlines` other lines (work outside the allocator), ageing what it holds."""
-        self.clock[cpu] += nlines
+        """`cpu` touched `nlines` other lines (work outside the allocator), ageing what its core
+        holds."""
+        self.clock[self.cpu_core[cpu]] += nlines
         self.llc_clock[self.cpu_llc[cpu]] += nlines
 
     # ---- the classification both paths share ------------------------------------------------
     def _where(self, cpu: int, owner: int, stamp: int, lstamp: int, home: int) -> tuple[float, int]:
-        """Cost and level of a line last touched by `owner` (at `stamp` on its private clock and
-        `lstamp` on its LLC's clock), homed on node `home`, now touched by `cpu`."""
+        """Cost and level of a line last touched by core `owner` (at `stamp` on its private clock
+        and `lstamp` on its LLC's clock), homed on node `home`, now touched by core `cpu` (a core
+        is named by its first thread: core k is CPU k's core)."""
         if owner >= 0:
             d = self.clock[owner] - stamp
             if d < self.l2_lines:
@@ -251,7 +259,7 @@ class ReferenceCache:
 
     # ---- scalar path ------------------------------------------------------------------------
     def _page_one(self, cpu: int, pfn: int) -> tuple[float, int]:
-        """One access to a struct page line."""
+        """One access to a struct page line by core `cpu` (named by its first thread)."""
         ch = self._chunks.get(pfn >> CHUNK_SHIFT)
         if ch is None:
             ch = self._new_chunk(pfn >> CHUNK_SHIFT)
@@ -278,7 +286,7 @@ class ReferenceCache:
         return cost, lvl
 
     def _meta_one(self, cpu: int, i: int, write: bool) -> tuple[float, int]:
-        """One access to a metadata line (registry index `i`)."""
+        """One access to a metadata line (registry index `i`) by core `cpu`."""
         if i >= len(self.m_wver):
             self._grow_meta()
         wv = self.m_wver[i]

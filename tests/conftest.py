@@ -5,6 +5,7 @@ Hardware files (tests/data/):
   node 1 has 128 MiB (Normal). Every zone is small, so pcp batch/high come out of
   zone_batchsize() as 7/42 (DMA: 1/0) and a balloon can put a zone at its watermarks cheaply.
 - tiny-1node.yaml: 1 node, 2 CPUs, 2 GiB: DMA32 and Normal get the kernel's usual 63/378.
+- tiny-smt.yaml: tiny-2node.yaml with two threads per core (8 CPUs; CPU c and c + 4 share a core).
 Both use the reference profile's calibration, at the reference clock (work scales by 1).
 """
 
@@ -36,6 +37,7 @@ DATA = Path(__file__).resolve().parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
 TINY_2NODE = DATA / "tiny-2node.yaml"
 TINY_1NODE = DATA / "tiny-1node.yaml"
+TINY_SMT = DATA / "tiny-smt.yaml"
 BROADWELL = ROOT / "hardware" / "broadwell-e5-1650v4.yaml"
 SKYLAKE = ROOT / "hardware" / "skylake-sp-2s.yaml"
 PAGE_BENCH_SCENARIO = ROOT / "scenarios" / "page_bench.yaml"

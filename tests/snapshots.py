@@ -5,7 +5,7 @@
     python tests/snapshots.py list
 
 A fixed, small, representative set of points (every workload, every strategy, each kernel option
-and preset, memory pressure, NUMA, several CPU counts and every hardware profile), each run
+and preset, memory pressure, NUMA, several CPU counts and every hardware profile, SMT included), each run
 briefly. Their rows are stored one file per case under tests/snapshots/ (sorted keys, one field
 per line, floats as Python writes them: shortest round-trip, so a stored value is the computed
 value to the last bit). `tests/test_snapshots.py` runs every case in the suite and compares.
@@ -103,6 +103,20 @@ def cases() -> list[Case]:
                 "duration": "30 us",
             },
             {**pb_short, "page_bench.cpu_placement": "spread", "page_bench.gfp": "GFP_KERNEL"},
+        )
+    )
+    out.append(
+        (
+            "page_bench skylake-ht c64",  # SMT: CPUs 56-63 share cores 0-7 with CPUs 0-7
+            "page_bench.yaml",
+            {
+                "hardware": str(ROOT / "hardware/skylake-sp-2s-ht.yaml"),
+                "strategies": ["single", "bulk_array"],
+                "batches": [64],
+                "cpus": [64],
+                "duration": "20 us",
+            },
+            pb_short,
         )
     )
     for version, batches, cpus in (("5.11", [1, 64], [1]), ("5.14", [64, 512], [1, 6])):

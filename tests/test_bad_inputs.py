@@ -30,6 +30,7 @@ from simulator import cli
 ROOT = Path(__file__).resolve().parents[1]
 BROADWELL = "broadwell-e5-1650v4.yaml"
 SKYLAKE = "skylake-sp-2s.yaml"
+SKYLAKE_HT = "skylake-sp-2s-ht.yaml"
 PAGESIM = Path(sys.executable).parent / "pagesim"
 WORK_BOUND = "(a bound on simulated work: see docs/configuration.md)"
 NFS_TEXT = (ROOT / "scenarios" / "nfs.yaml").read_text(encoding="utf-8")
@@ -459,6 +460,38 @@ FILE_CASES = [
         ("{hw}: caches.l3.size: expected a cache size from 1 KiB to 4 GiB (got '1 TiB')",),
         hw_base=BROADWELL,
         hw_edits=(_set("caches", "l3", "size", value="1 TiB"),),
+    ),
+    # issue 13: SMT siblings and memory bandwidth
+    Case(
+        "hardware-smt-siblings-apart",
+        (
+            "{hw}: topology.nodes[0].cpus: with smt.threads_per_core 2, CPU c and c + 56 are threads of"
+            " one core (Linux's enumeration), which must stay together: CPU 111 is here but its sibling"
+            " 55 is not (got '0-27,56-83,111')",
+        ),
+        hw_base=SKYLAKE_HT,
+        hw_edits=(
+            _set("topology", "nodes", 0, "cpus", value="0-27,56-83,111"),
+            _set("topology", "nodes", 1, "cpus", value="28-55,84-110"),
+        ),
+    ),
+    Case(
+        "hardware-bandwidth-unit",
+        (
+            "{hw}: memory.bandwidth.node: unknown unit 'GB' in '75 GB': expected a bandwidth in one of"
+            " GB/s, MB/s, GiB/s, MiB/s (got '75 GB')",
+        ),
+        hw_base=SKYLAKE,
+        hw_edits=(_set("memory", "bandwidth", "node", value="75 GB"),),
+    ),
+    Case(
+        "hardware-loaded-latency-falls",
+        (
+            "{hw}: memory.bandwidth.loaded_latency[1]: latency must not fall as the load rises (the"
+            " point before is at 81.4 ns) (got '80 ns')",
+        ),
+        hw_base=SKYLAKE,
+        hw_edits=(_set("memory", "bandwidth", "loaded_latency", 1, "latency", value="80 ns"),),
     ),
 ]
 

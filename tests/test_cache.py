@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cache_reference import ReferenceCache
-from conftest import TINY_2NODE, hardware
+from conftest import TINY_2NODE, TINY_SMT, hardware
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,9 +50,9 @@ REMOTE_P = NODE0_END + 5  # a node-1 struct page line
 FILLER = 1 << 20  # node-0 pfns used to age the caches, far from P
 
 
-def new_cache() -> tuple[CacheModel, LineRegistry]:
+def new_cache(path=TINY_2NODE) -> tuple[CacheModel, LineRegistry]:
     reg = LineRegistry()
-    return CacheModel(hardware(TINY_2NODE), reg, [NODE0_END, NODE1_END]), reg
+    return CacheModel(hardware(path), reg, [NODE0_END, NODE1_END]), reg
 
 
 def level_of(c: CacheModel, cpu: int, lines: list[int], write: bool = True) -> tuple[float, int]:
@@ -209,7 +209,7 @@ META_LINES = 6
 
 batches = st.lists(
     st.tuples(
-        st.integers(0, 3),  # cpu
+        st.integers(0, 7),  # cpu (modulo the machine's CPUs)
         st.lists(
             st.tuples(
                 st.one_of(
@@ -230,11 +230,11 @@ batches = st.lists(
 )
 
 
-def _pair() -> tuple[tuple[CacheModel, int], tuple[ReferenceCache, int]]:
+def _pair(path=TINY_2NODE) -> tuple[tuple[CacheModel, int], tuple[ReferenceCache, int]]:
     out = []
     for cls in (CacheModel, ReferenceCache):
         reg = LineRegistry()
-        c = cls(hardware(TINY_2NODE), reg, [NODE0_END, NODE1_END])
+        c = cls(hardware(path), reg, [NODE0_END, NODE1_END])
         first = reg.alloc("meta", 0, META_LINES // 2)
         reg.alloc("meta_remote", 1, META_LINES - META_LINES // 2)
         out.append((c, first))
@@ -244,7 +244,8 @@ def _pair() -> tuple[tuple[CacheModel, int], tuple[ReferenceCache, int]]:
 def _play(c, first: int, seq, mlp: bool) -> list:
     c.mlp = mlp
     out = []
-    for cpu, accesses, adv, how in seq:
+    for k, accesses, adv, how in seq:
+        cpu = k % c.ncpu
         c.advance(cpu, adv)
         lines = [(first - 1 - x if x < 0 else x) for x, _, _ in accesses]
         if how == "overlapped":
@@ -261,12 +262,13 @@ def _play(c, first: int, seq, mlp: bool) -> list:
 
 
 @settings(max_examples=200, deadline=None)
-@given(seq=batches, mlp=st.booleans())
-def test_the_compiled_core_prices_like_the_python_model(seq, mlp):
+@given(seq=batches, mlp=st.booleans(), smt=st.booleans())
+def test_the_compiled_core_prices_like_the_python_model(seq, mlp, smt):
     """Each access's cost and each total (==), every clock, level count, struct page and
     metadata line state: reads sharing a line, writes invalidating it, lines other CPUs wrote,
-    ASYNC stretches combined, chunks created on the way (the arrays grow mid-batch)."""
-    (compiled, f1), (reference, f2) = _pair()
+    ASYNC stretches combined, chunks created on the way (the arrays grow mid-batch); on a machine
+    without SMT and on one whose sibling threads share their core's private caches."""
+    (compiled, f1), (reference, f2) = _pair(TINY_SMT if smt else TINY_2NODE)
     assert _play(compiled, f1, seq, mlp) == _play(reference, f2, seq, mlp)
     assert compiled.state() == reference.state()
 
@@ -298,3 +300,36 @@ def test_grouping_into_batches_changes_nothing():
     total_each = sum(each.access(0, [ln]) for ln in lines)
     assert total_one == pytest.approx(total_each, abs=1e-9)
     assert one.state() == each.state()
+
+
+# ---- SMT: siblings share their core's L1d and L2 (tests/data/tiny-smt.yaml: CPU c and c + 4) ------
+def test_a_line_the_sibling_touched_is_a_private_cache_hit_not_a_transfer():
+    c, _ = new_cache(TINY_SMT)
+    c.access(0, [P])
+    assert level_of(c, 4, [P]) == (0.0, L1)  # the sibling: the core's L1
+    age(c, 4, L1_LINES)  # the sibling's other work ages the shared L1
+    assert level_of(c, 0, [P]) == (pytest.approx(L2_COST), L2)
+    assert level_of(c, 1, [P]) == (pytest.approx(XFER_SAME_LLC), XFER_LOCAL)  # another core
+
+
+def test_a_metadata_line_the_sibling_wrote_is_a_hit():
+    c, reg = new_cache(TINY_SMT)
+    line = reg.alloc("m", 0)
+    c.access(0, [line], write=True)
+    assert level_of(c, 4, [line], write=False) == (0.0, L1)
+    c.access(1, [line], write=True)  # another core takes it
+    assert level_of(c, 4, [line], write=False) == (pytest.approx(XFER_SAME_LLC), XFER_LOCAL)
+
+
+def test_siblings_age_one_core_clock_and_count_their_own_accesses():
+    c, _ = new_cache(TINY_SMT)
+    c.access(0, [P, P + 1])
+    c.access(4, [P + 2])
+    c.advance(4, 10)
+    assert c.ncore == 4 and list(c.clock) == [13, 0, 0, 0]
+    assert c.level_counts[0].sum() == 2 and c.level_counts[4].sum() == 1
+
+
+def test_without_smt_the_core_is_the_cpu():
+    c, _ = new_cache()
+    assert c.ncore == c.ncpu == 4 and c.cpu_core == [0, 1, 2, 3]

@@ -69,6 +69,16 @@ def test_skylake_sp_2s_topology() -> None:
     assert hw.memory.fill_buffers == 12
 
 
+def test_skylake_sp_2s_ht_topology() -> None:
+    """Linux's numbering with HT: node 0 holds cores 0-27's two threads, CPU c and c + 56."""
+    hw = _load("skylake-sp-2s-ht")
+    assert (hw.ncpus, hw.ncores, hw.nnodes) == (112, 56, 2)
+    assert hw.cpu_node() == ([0] * 28 + [1] * 28) * 2
+    assert hw.cpu_core() == list(range(56)) * 2
+    assert hw.memory.bandwidth == _load("skylake-sp-2s").memory.bandwidth
+    assert hw.memory.bandwidth.node == 74.96 and hw.memory.bandwidth.thread == 12.0
+
+
 def test_epyc_rome_nps4_topology() -> None:
     hw = _load("epyc-rome-1s-nps4")
     assert (hw.ncpus, hw.nnodes, hw.topology.sockets) == (64, 4, 1)
@@ -226,6 +236,36 @@ BAD_INPUTS: list[tuple[str, Mutation, str]] = [
     ("cache-sizes-shrink", _set("caches", "l2", "size", value="16 KiB"), "caches.l2.size"),
     ("negative-latency", _set("coherence", "same_llc", value="-1 ns"), "coherence.same_llc"),
     ("calibration-not-a-string", _set("calibration", value=5), "calibration"),
+    # SMT and memory bandwidth (issue 13)
+    (
+        "smt-three-threads",
+        _set("topology", "smt", value={"threads_per_core": 3, "throughput": 0.6}),
+        "topology.smt.threads_per_core",
+    ),
+    (
+        "smt-throughput-above-one",
+        _set("topology", "smt", value={"threads_per_core": 2, "throughput": 1.5}),
+        "topology.smt.throughput",
+    ),
+    (
+        "smt-siblings-on-two-nodes",  # 56 CPUs, 2 threads: CPU 0 and 28 share a core
+        _set("topology", "smt", value={"threads_per_core": 2, "throughput": 0.6}),
+        "topology.nodes[0].cpus",
+    ),
+    ("bandwidth-missing", _drop("memory", "bandwidth"), "memory.bandwidth"),
+    ("bandwidth-zero", _set("memory", "bandwidth", "node", value="0 GB/s"), "memory.bandwidth.node"),
+    ("bandwidth-absurd", _set("memory", "bandwidth", "thread", value="1e9 GB/s"), "memory.bandwidth.thread"),
+    ("bandwidth-bare", _set("memory", "bandwidth", "node", value=75), "memory.bandwidth.node"),
+    (
+        "loaded-latency-one-point",
+        _set("memory", "bandwidth", "loaded_latency", value=[{"bandwidth": "1 GB/s", "latency": "81 ns"}]),
+        "memory.bandwidth.loaded_latency",
+    ),
+    (
+        "loaded-latency-not-ascending",
+        _set("memory", "bandwidth", "loaded_latency", 2, "bandwidth", value="1 GB/s"),
+        "memory.bandwidth.loaded_latency[2]",
+    ),
 ]
 
 
@@ -323,3 +363,14 @@ def test_every_problem_is_reported(tmp_path: Path) -> None:
     fields = {p.field for p in info.value.problems}
     assert {"cpu.clock", "caches.l1d.size", "memory.fill_buffers"} <= fields
     assert len(str(info.value).splitlines()) == len(info.value.problems)
+
+
+def test_bandwidth_and_cpulist_units() -> None:
+    from simulator.units import UnitError, format_bandwidth, format_cpulist, parse_bandwidth, parse_cpulist
+
+    assert parse_bandwidth("75 GB/s") == 75.0 and parse_bandwidth("1500 MB/s") == 1.5  # bytes per ns
+    assert format_bandwidth(parse_bandwidth("74.96 GB/s")) == "74.96 GB/s"
+    with pytest.raises(UnitError, match="positive"):
+        parse_bandwidth("-1 GB/s")
+    for text in ("0-27,56-83", "0,2,4-5", "7"):
+        assert format_cpulist(parse_cpulist(text)) == text

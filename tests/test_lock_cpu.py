@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from simulator.calibration import load_calibration
 from simulator.errors import InvariantError
 from simulator.machine.cpu import CPU
-from simulator.machine.lock import SpinLock
+from simulator.machine.lock import LOCK_FIELDS, ZONE_LOCK, SpinLock, lock_fields
 from simulator.mm.machine import Machine
 
 L1_NS = 4 / 3.6
@@ -333,4 +333,64 @@ def test_lock_is_fifo_with_exact_waits_on_random_programs(program: list[tuple[in
     assert lock.wait_ns == pytest.approx(sum(waits), abs=1e-6)
     assert lock.wait_hist.n == len(log) and lock.wait_hist.max == pytest.approx(max(waits), abs=1e-6)
     assert sum(c.spin_ns for c in m.cpus) == pytest.approx(sum(waits), abs=1e-6)
+    # lockstat's bounces: the previous acquirer was another CPU (the first has none)
+    cpus = [r[0] for r in log]
+    assert lock.acq_bounces == sum(a != b for a, b in zip(cpus, cpus[1:]))
+    bounced_waits = [w > 0 and a != b for a, b, w in zip(cpus, cpus[1:], waits[1:])]
+    assert lock.con_bounces == sum(bounced_waits) <= lock.contended <= lock.acquisitions
+    assert lock.hold_hist.n == lock.acquisitions
     lock.check_released()
+
+
+def test_lockstat_fields_of_a_lock_class(ml):
+    """lock_fields: sums over the class's locks, merged quantiles, spin share of the CPUs' time."""
+    m, lock = ml
+    other = SpinLock("test.lock2", m.registry.alloc("test.lock2", 0))
+    order: list[int] = []
+    m.env.process(critical_section(m.cpus[0], lock, 0, 100, order))
+    m.env.process(critical_section(m.cpus[1], lock, 30, 50, order))
+    m.env.process(critical_section(m.cpus[2], other, 0, 10, order))
+    m.env.run()
+    f = lock_fields([lock, other], "x", cpu_ns=1000.0)
+    assert list(f) == [f"x_{name}" for name in LOCK_FIELDS]
+    assert (f["x_acquisitions"], f["x_contentions"], f["x_con_bounces"], f["x_acq_bounces"]) == (3, 1, 1, 1)
+    assert f["x_wait_ns_total"] == lock.wait_ns == m.cpus[1].spin_ns
+    assert f["x_wait_max_ns"] == lock.wait_hist.max
+    assert f["x_wait_p50_ns"] <= 0.01  # two of the three did not wait (bucket 0: below 0.01 ns)
+    assert f["x_hold_ns_total"] == pytest.approx(100 + 50 + 10 + 3 * HALF_LOCK)
+    assert f["x_hold_max_ns"] == pytest.approx(100 + HALF_LOCK)
+    assert f["x_spin_share"] == lock.wait_ns / 1000.0
+    assert lock.name == other.name == ZONE_LOCK
+
+
+def test_a_cpu_that_is_not_measuring_leaves_no_lock_statistics(ml):
+    """CPU.measuring gates a lock's statistics (acquisition and its hold); the lock still works
+    and the spin still counts on the CPU."""
+    m, lock = ml
+    m.cpus[1].measuring = False
+    order: list[int] = []
+    m.env.process(critical_section(m.cpus[0], lock, 0, 100, order))
+    m.env.process(critical_section(m.cpus[1], lock, 30, 50, order))
+    m.env.run()
+    assert order == [0, 1]
+    assert (lock.acquisitions, lock.contended, lock.wait_ns, lock.hold_hist.n) == (1, 0, 0.0, 1)
+    assert m.cpus[1].spin_ns > 0
+    assert lock.last_cpu == 1  # bounces follow every acquisition, counted or not
+
+
+def test_a_workload_lock_is_reset_and_checked_like_a_zone_lock(machine):
+    m = machine()
+    lk = m.spinlock("machine.node0.lruvec.lru_lock", "&lruvec->lru_lock", 0)
+    assert m.locks_of("&lruvec->lru_lock") == [lk] and lk in m.locks
+    assert len(m.locks_of(ZONE_LOCK)) == len(m.zones)
+    order: list[int] = []
+    m.env.process(critical_section(m.cpus[0], lk, 0, 10, order))
+    m.env.run()
+    assert lk.acquisitions == 1
+    from simulator.workloads.api import reset_stats
+
+    reset_stats(m)
+    assert (lk.acquisitions, lk.hold_hist.n, lk.last_cpu) == (0, 0, 0)
+    lk.holder = 3
+    with pytest.raises(InvariantError, match="lru_lock: still held by cpu3"):
+        m.check_invariants()

@@ -9,8 +9,12 @@ Two kinds of line:
   callers' arrays...), registered by name in a LineRegistry, with a MESI-like version scheme:
   a write invalidates every other CPU's copy, reads share.
 
-Capacity is modelled by reuse distance: each CPU counts the distinct lines it touches and each
-LLC domain the lines its CPUs touch; a line is still in a cache level if fewer lines than that
+Private caches (L1d, L2) belong to a core: SMT siblings share them, so a line one thread touched
+is an L1 or L2 hit for its sibling, never a transfer (without SMT a core is a CPU). The LLC is
+per LLC domain (socket, or CCX).
+
+Capacity is modelled by reuse distance: each core counts the distinct lines it touches and each
+LLC domain the lines its cores touch; a line is still in a cache level if fewer lines than that
 level holds were touched since (a fully associative LRU approximation). A line touched again
 within REUSE_WINDOW of its last touch is already near the top of the LRU stack, so it does not
 age the others. Costs are latencies beyond an L1 hit (L1 hits are part of the instruction work
@@ -107,6 +111,9 @@ class CacheModel:
         self.cpu_llc = hw.cpu_llc()
         cpu_socket = hw.cpu_socket()
         self.nllc = max(self.cpu_llc) + 1
+        # private caches are per core (SMT siblings share them); core k's first thread is CPU k
+        self.ncore = nc = hw.ncores
+        self.cpu_core = hw.cpu_core()
         line = hw.caches.line
         self.l1_lines = hw.caches.l1d.size // line
         self.l2_lines = hw.caches.l2.size // line
@@ -128,6 +135,7 @@ class CacheModel:
                 self.xfer[a][b] = t - l1
         dist = hw.topology.distances
         self.dram = [[hw.memory.latency[d] - l1 for d in row] for row in dist]
+        self._idle_dram = [row[:] for row in self.dram]
         self.fill_buffers = hw.memory.fill_buffers
         self.node_end_pfn = list(node_end_pfn)
         nnode = len(self.node_end_pfn)
@@ -141,32 +149,35 @@ class CacheModel:
                 nnode,
                 self.fill_buffers,
                 1,  # memory-level parallelism on (the `mlp` property)
-                *self.cpu_llc,
-                *self.cpu_node,
-                *(lv for row in self.xfer_level for lv in row),
+                nc,
+                *self.cpu_core,
+                *self.cpu_llc[:nc],  # each core's LLC and node: its first thread's
+                *self.cpu_node[:nc],
+                *(lv for row in self.xfer_level[:nc] for lv in row[:nc]),
                 *self.node_end_pfn,
             ],
             dtype=np.int64,
         )
+        self._dram_at = 2 + nc * nc  # where the DRAM costs start in ftopo
         self._ftopo = np.array(
             [
                 self.lat_l2,
                 self.lat_llc,
-                *(x for row in self.xfer for x in row),
+                *(x for row in self.xfer[:nc] for x in row[:nc]),
                 *(d for row in self.dram for d in row),
             ],
             dtype=np.float64,
         )
         # clocks, level counts and the chunk rows in use, in one array (cache_core's `dyn`)
-        self._dyn = np.zeros(n + self.nllc + n * core.NLEVELS + 1, dtype=np.int64)
-        self.clock = self._dyn[:n]  # each CPU's count of distinct lines touched (its LRU clock)
-        self.llc_clock = self._dyn[n : n + self.nllc]
-        self._counts = self._dyn[n + self.nllc : n + self.nllc + n * core.NLEVELS].reshape(n, core.NLEVELS)
+        self._dyn = np.zeros(nc + self.nllc + n * core.NLEVELS + 1, dtype=np.int64)
+        self.clock = self._dyn[:nc]  # each core's count of distinct lines touched (its LRU clock)
+        self.llc_clock = self._dyn[nc : nc + self.nllc]
+        self._counts = self._dyn[nc + self.nllc : nc + self.nllc + n * core.NLEVELS].reshape(n, core.NLEVELS)
         # struct page lines: a row per touched chunk of CHUNK pfns
         self._slot_of = np.zeros((64, 2), dtype=np.int64)  # chunk -> row (cache_core.chunk_row)
         self._pages = np.zeros((0, core.P_WIDTH), dtype=np.int64)
         self.registry = registry
-        self._meta = np.zeros((0, core.meta_width(n, self.nllc)), dtype=np.int64)
+        self._meta = np.zeros((0, core.meta_width(nc, self.nllc)), dtype=np.int64)
         self._meta_rows = 0  # registered lines with a row (rows beyond: spare capacity)
         self._costs = np.zeros(64)  # scratch: each access's cost
         self._grow_meta()
@@ -190,11 +201,11 @@ class CacheModel:
             return
         cap = self._meta.shape[0]
         if want > cap:
-            n, nllc = self.ncpu, self.nllc
+            n, nllc = self.ncore, self.nllc
             rows = np.zeros((max(want, 2 * cap, 64) - cap, self._meta.shape[1]), dtype=np.int64)
             rows[:, core.M_WRITER] = NO_OWNER
-            rows[:, core.M_HEAD : core.M_HEAD + n] = -1  # the version each CPU holds: none
-            rows[:, core.M_HEAD + n : core.M_HEAD + 2 * n] = FAR  # each CPU's stamp
+            rows[:, core.M_HEAD : core.M_HEAD + n] = -1  # the version each core holds: none
+            rows[:, core.M_HEAD + n : core.M_HEAD + 2 * n] = FAR  # each core's stamp
             rows[:, core.M_HEAD + 2 * n : core.M_HEAD + 2 * n + nllc] = -1  # each LLC's version
             rows[:, core.M_HEAD + 2 * n + nllc :] = FAR  # each LLC's stamp
             self._meta = np.concatenate([self._meta, rows])
@@ -315,9 +326,19 @@ class CacheModel:
         return max(slowest, total / self.fill_buffers)
 
     def advance(self, cpu: int, nlines: int) -> None:
-        """`cpu` touched `nlines` other lines (work outside the allocator), ageing what it holds."""
-        self.clock[cpu] += nlines
+        """`cpu` touched `nlines` other lines (work outside the allocator), ageing what its core
+        holds."""
+        self.clock[self.cpu_core[cpu]] += nlines
         self.llc_clock[self.cpu_llc[cpu]] += nlines
+
+    def set_dram_load(self, home: int, extra_ns: float) -> None:
+        """Memory on node `home` answers `extra_ns` slower than idle (its controller's load:
+        simulator/machine/memory.py), for every reader."""
+        nnode = len(self.dram)
+        for node in range(nnode):
+            v = self._idle_dram[node][home] + extra_ns
+            self.dram[node][home] = v
+            self._ftopo[self._dram_at + node * nnode + home] = v
 
     def state(self) -> tuple:
         """Every piece of line state, comparable with == (tests)."""

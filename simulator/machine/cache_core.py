@@ -8,20 +8,25 @@ simulator/machine/cache.py owns the state and calls in here; it documents the mo
 The state is a handful of numpy arrays, so that a call passes few arguments (numba's dispatch
 costs about 0.1 us per argument):
 
+Private caches (L1d, L2) belong to a core, which SMT siblings share: every piece of private state
+(clocks, a line's owner and its stamps, the copy a core holds) is per core, and only the level
+counts are per CPU. Without SMT a core is a CPU (core_of is the identity).
+
 - `topo` (int64, read only but for MLP): l1, l2 and LLC lines, CPU count, LLC count, node count,
-  fill buffers, the MLP switch, then each CPU's LLC, each CPU's node, the transfer level of each
-  (cpu, owner) pair and each node's end pfn (offsets: T_*);
-- `ftopo` (float64, read only): the L2 and LLC latencies beyond L1, the transfer cost of each
-  (cpu, owner) pair, the DRAM cost of each (node, home) pair;
-- `dyn` (int64): each CPU's clock, each LLC's clock, the level counts per CPU (7 each), and the
+  fill buffers, the MLP switch, core count, then each CPU's core, each core's LLC, each core's
+  node, the transfer level of each (core, owner core) pair and each node's end pfn (offsets: T_*);
+- `ftopo` (float64, read only but for the loaded DRAM latency): the L2 and LLC latencies beyond
+  L1, the transfer cost of each (core, owner core) pair, the DRAM cost of each (node, home) pair;
+- `dyn` (int64): each core's clock, each LLC's clock, the level counts per CPU (7 each), and the
   number of struct page chunks in use;
 - `slot_of` (int64, (capacity, 2)): an open-addressing hash table from a chunk (pfn >> CHUNK_SHIFT)
   to its row in `pages`: key 1 + chunk (0: empty slot), value the row; at most half full. Line
   ids are sparse (struct pages of every node, and the pageblock bitmap's lines at 1 << 44);
-- `pages` (int64, one row per chunk): owner, private stamp and LLC stamp of each of its CHUNK
+- `pages` (int64, one row per chunk): owner core, private stamp and LLC stamp of each of its CHUNK
   lines, then the chunk's home node (-1 if it straddles two nodes);
-- `meta` (int64, one row per registered metadata line): version, last writer, dirty, home node,
-  the version each CPU holds, each CPU's stamp, the version each LLC holds, each LLC's stamp.
+- `meta` (int64, one row per registered metadata line): version, last writer (core), dirty, home
+  node, the version each core holds, each core's stamp, the version each LLC holds, each LLC's
+  stamp.
 
 A pricing call that meets a chunk or metadata line with no room left stops before it and returns
 its index; the caller grows the arrays and calls again from there (price()), so the state is
@@ -48,18 +53,18 @@ L1, L2, LLC, XFER_LOCAL, XFER_REMOTE, DRAM_LOCAL, DRAM_REMOTE = range(7)
 NLEVELS = 7
 
 # topo offsets
-T_L1, T_L2, T_LLC, T_NCPU, T_NLLC, T_NNODE, T_FB, T_MLP, T_HEAD = range(9)
+T_L1, T_L2, T_LLC, T_NCPU, T_NLLC, T_NNODE, T_FB, T_MLP, T_NCORE, T_HEAD = range(10)
 # page row: [owner x CHUNK | stamp x CHUNK | lstamp x CHUNK | home]
 P_STAMP = CHUNK
 P_LSTAMP = 2 * CHUNK
 P_HOME = 3 * CHUNK
 P_WIDTH = 3 * CHUNK + 1
-# meta row: [wver, writer, dirty, home | seen x ncpu | stamp x ncpu | lver x nllc | lstamp x nllc]
+# meta row: [wver, writer, dirty, home | seen x ncore | stamp x ncore | lver x nllc | lstamp x nllc]
 M_WVER, M_WRITER, M_DIRTY, M_HOME, M_HEAD = range(5)
 
 
-def meta_width(ncpu: int, nllc: int) -> int:
-    return M_HEAD + 2 * ncpu + 2 * nllc
+def meta_width(ncore: int, nllc: int) -> int:
+    return M_HEAD + 2 * ncore + 2 * nllc
 
 
 # ---- sums ----------------------------------------------------------------------------------------
@@ -195,7 +200,8 @@ def combine(costs: np.ndarray, flags: np.ndarray, fill_buffers: int) -> float:
 @njit(cache=True)
 def _home(topo: np.ndarray, pfn: int) -> int:
     nnode = topo[T_NNODE]
-    base = T_HEAD + 2 * topo[T_NCPU] + topo[T_NCPU] * topo[T_NCPU]
+    ncore = topo[T_NCORE]
+    base = T_HEAD + topo[T_NCPU] + 2 * ncore + ncore * ncore
     for i in range(nnode):
         if pfn < topo[base + i]:
             return i
@@ -203,18 +209,18 @@ def _home(topo: np.ndarray, pfn: int) -> int:
 
 
 @njit(cache=True)
-def _dram(topo: np.ndarray, ftopo: np.ndarray, cpu: int, home: int) -> tuple[float, int]:
-    ncpu = topo[T_NCPU]
-    node = topo[T_HEAD + ncpu + cpu]
-    cost = ftopo[2 + ncpu * ncpu + node * topo[T_NNODE] + home]
+def _dram(topo: np.ndarray, ftopo: np.ndarray, core: int, home: int) -> tuple[float, int]:
+    ncore = topo[T_NCORE]
+    node = topo[T_HEAD + topo[T_NCPU] + ncore + core]
+    cost = ftopo[2 + ncore * ncore + node * topo[T_NNODE] + home]
     return cost, DRAM_LOCAL if home == node else DRAM_REMOTE
 
 
 @njit(cache=True)
-def _xfer(topo: np.ndarray, ftopo: np.ndarray, cpu: int, owner: int) -> tuple[float, int]:
-    ncpu = topo[T_NCPU]
-    k = cpu * ncpu + owner
-    return ftopo[2 + k], topo[T_HEAD + 2 * ncpu + k]
+def _xfer(topo: np.ndarray, ftopo: np.ndarray, core: int, owner: int) -> tuple[float, int]:
+    ncore = topo[T_NCORE]
+    k = core * ncore + owner
+    return ftopo[2 + k], topo[T_HEAD + topo[T_NCPU] + 2 * ncore + k]
 
 
 @njit(cache=True)
@@ -222,29 +228,29 @@ def _where(
     topo: np.ndarray,
     ftopo: np.ndarray,
     dyn: np.ndarray,
-    cpu: int,
+    core: int,
     owner: int,
     stamp: int,
     lstamp: int,
     home: int,
 ) -> tuple[float, int]:
-    """Cost and level of a line last touched by `owner` (at `stamp` on its private clock and
-    `lstamp` on its LLC's clock), homed on node `home`, now touched by `cpu`."""
-    ncpu = topo[T_NCPU]
+    """Cost and level of a line last touched by core `owner` (at `stamp` on its private clock and
+    `lstamp` on its LLC's clock), homed on node `home`, now touched by core `core`."""
+    ncore = topo[T_NCORE]
     if owner >= 0:
         d = dyn[owner] - stamp
         if d < topo[T_L2]:
-            if owner == cpu:
+            if owner == core:
                 if d < topo[T_L1]:
                     return 0.0, L1
                 return ftopo[0], L2
-            return _xfer(topo, ftopo, cpu, owner)
-        llc = topo[T_HEAD + owner]
-        if dyn[ncpu + llc] - lstamp < topo[T_LLC]:
-            if llc == topo[T_HEAD + cpu]:
+            return _xfer(topo, ftopo, core, owner)
+        llc = topo[T_HEAD + topo[T_NCPU] + owner]
+        if dyn[ncore + llc] - lstamp < topo[T_LLC]:
+            if llc == topo[T_HEAD + topo[T_NCPU] + core]:
                 return ftopo[1], LLC
-            return _xfer(topo, ftopo, cpu, owner)
-    return _dram(topo, ftopo, cpu, home)
+            return _xfer(topo, ftopo, core, owner)
+    return _dram(topo, ftopo, core, home)
 
 
 # ---- one access -----------------------------------------------------------------------------------
@@ -280,31 +286,31 @@ def _page_one(
     dyn: np.ndarray,
     slot_of: np.ndarray,
     pages: np.ndarray,
-    cpu: int,
+    core: int,
     pfn: int,
 ) -> tuple[float, int]:
-    """One access to a struct page line (its chunk has a row: _room())."""
-    ncpu = topo[T_NCPU]
+    """One access to a struct page line by core `core` (its chunk has a row: _room())."""
+    ncore = topo[T_NCORE]
     row = chunk_row(slot_of, pfn >> CHUNK_SHIFT)
     off = pfn & (CHUNK - 1)
     owner = pages[row, off]
     stamp = pages[row, P_STAMP + off]
-    now = dyn[cpu]
-    llc = topo[T_HEAD + cpu]
-    li = ncpu + llc
-    if owner == cpu and now - stamp < REUSE_WINDOW:
+    now = dyn[core]
+    llc = topo[T_HEAD + topo[T_NCPU] + core]
+    li = ncore + llc
+    if owner == core and now - stamp < REUSE_WINDOW:
         pages[row, P_STAMP + off] = now
         pages[row, P_LSTAMP + off] = dyn[li]
         return 0.0, L1
     home = pages[row, P_HOME]
     if home < 0:
         home = _home(topo, pfn)
-    cost, lvl = _where(topo, ftopo, dyn, cpu, owner, stamp, pages[row, P_LSTAMP + off], home)
+    cost, lvl = _where(topo, ftopo, dyn, core, owner, stamp, pages[row, P_LSTAMP + off], home)
     now += 1
-    dyn[cpu] = now
+    dyn[core] = now
     lnow = dyn[li] + 1
     dyn[li] = lnow
-    pages[row, off] = cpu
+    pages[row, off] = core
     pages[row, P_STAMP + off] = now
     pages[row, P_LSTAMP + off] = lnow
     return cost, lvl
@@ -312,21 +318,21 @@ def _page_one(
 
 @njit(cache=True)
 def _meta_one(
-    topo: np.ndarray, ftopo: np.ndarray, dyn: np.ndarray, meta: np.ndarray, cpu: int, i: int, write: bool
+    topo: np.ndarray, ftopo: np.ndarray, dyn: np.ndarray, meta: np.ndarray, core: int, i: int, write: bool
 ) -> tuple[float, int]:
-    """One access to a metadata line (registry index `i`)."""
-    ncpu = topo[T_NCPU]
+    """One access to a metadata line (registry index `i`) by core `core`."""
+    ncore = topo[T_NCORE]
     nllc = topo[T_NLLC]
     seen0 = M_HEAD
-    stamp0 = M_HEAD + ncpu
-    lver0 = M_HEAD + 2 * ncpu
+    stamp0 = M_HEAD + ncore
+    lver0 = M_HEAD + 2 * ncore
     lstamp0 = lver0 + nllc
     wv = meta[i, M_WVER]
-    llc = topo[T_HEAD + cpu]
-    li = ncpu + llc
-    now = dyn[cpu]
-    mine = meta[i, seen0 + cpu] == wv
-    d = now - meta[i, stamp0 + cpu]
+    llc = topo[T_HEAD + topo[T_NCPU] + core]
+    li = ncore + llc
+    now = dyn[core]
+    mine = meta[i, seen0 + core] == wv
+    d = now - meta[i, stamp0 + core]
     if mine and d < REUSE_WINDOW:
         cost = 0.0
         lvl = L1
@@ -342,12 +348,12 @@ def _meta_one(
         else:
             w = meta[i, M_WRITER]
             home = meta[i, M_HOME]
-            if w >= 0 and w != cpu:
-                wllc = topo[T_HEAD + w]
+            if w >= 0 and w != core:
+                wllc = topo[T_HEAD + topo[T_NCPU] + w]
                 lst = meta[i, lstamp0 + wllc] if meta[i, lver0 + wllc] == wv else FAR
-                cost, lvl = _where(topo, ftopo, dyn, cpu, w, meta[i, stamp0 + w], lst, home)
+                cost, lvl = _where(topo, ftopo, dyn, core, w, meta[i, stamp0 + w], lst, home)
             else:
-                cost, lvl = _dram(topo, ftopo, cpu, home)
+                cost, lvl = _dram(topo, ftopo, core, home)
             # a shared copy in our own LLC is as good as any (a Modified line is not shared:
             # reading it is a transfer from the writer's core, coherence.same_llc)
             if (
@@ -359,18 +365,18 @@ def _meta_one(
                 cost = ftopo[1]
                 lvl = LLC
         now += 1
-        dyn[cpu] = now
+        dyn[core] = now
         lnow = dyn[li] + 1
         dyn[li] = lnow
     if write:
         wv += 1
         meta[i, M_WVER] = wv
-        meta[i, M_WRITER] = cpu
+        meta[i, M_WRITER] = core
         meta[i, M_DIRTY] = 1
-    elif meta[i, M_WRITER] != cpu:
+    elif meta[i, M_WRITER] != core:
         meta[i, M_DIRTY] = 0  # Modified -> Shared: written back, readable from the LLC
-    meta[i, seen0 + cpu] = wv
-    meta[i, stamp0 + cpu] = now
+    meta[i, seen0 + core] = wv
+    meta[i, stamp0 + core] = now
     meta[i, lver0 + llc] = wv
     meta[i, lstamp0 + llc] = lnow
     return cost, lvl
@@ -426,8 +432,8 @@ def price(
     access k takes writes[k % len(writes)], a tape's flag per column), or empty (then
     `write_all`). Returns len(lines), or the index of the first line with no room (_room)."""
     n = lines.size
-    ncpu = topo[T_NCPU]
-    cbase = ncpu + topo[T_NLLC] + cpu * NLEVELS
+    core = topo[T_HEAD + cpu]
+    cbase = topo[T_NCORE] + topo[T_NLLC] + cpu * NLEVELS
     nw = writes.size
     for k in range(start, n):
         ln = lines[k]
@@ -437,10 +443,10 @@ def price(
             return k
         if ln >= META_BASE:
             c, lvl = _meta_one(
-                topo, ftopo, dyn, meta, cpu, ln - META_BASE, writes[k % nw] if nw else write_all
+                topo, ftopo, dyn, meta, core, ln - META_BASE, writes[k % nw] if nw else write_all
             )
         else:
-            c, lvl = _page_one(topo, ftopo, dyn, slot_of, pages, cpu, ln)
+            c, lvl = _page_one(topo, ftopo, dyn, slot_of, pages, core, ln)
         dyn[cbase + lvl] += 1
         costs[k] = c
     return n
@@ -502,16 +508,16 @@ def overlapped(
 ) -> int:
     """Independent lines (distinct, in order) touched together, as writes: `acc` collects
     (total, slowest, misses). Returns len(lines), or the first line with no room."""
-    ncpu = topo[T_NCPU]
-    cbase = ncpu + topo[T_NLLC] + cpu * NLEVELS
+    core = topo[T_HEAD + cpu]
+    cbase = topo[T_NCORE] + topo[T_NLLC] + cpu * NLEVELS
     for k in range(start, lines.size):
         ln = lines[k]
         if not _room(topo, dyn, slot_of, pages, meta, ln):
             return k
         if ln >= META_BASE:
-            c, lvl = _meta_one(topo, ftopo, dyn, meta, cpu, ln - META_BASE, True)
+            c, lvl = _meta_one(topo, ftopo, dyn, meta, core, ln - META_BASE, True)
         else:
-            c, lvl = _page_one(topo, ftopo, dyn, slot_of, pages, cpu, ln)
+            c, lvl = _page_one(topo, ftopo, dyn, slot_of, pages, core, ln)
         dyn[cbase + lvl] += 1
         acc[0] += c
         if c > 0:
@@ -553,6 +559,7 @@ def tape_sums(
     pending: float,
     cache_ns: float,
     now: float,
+    slowdown: float,
     marks: np.ndarray,
     window: np.ndarray,
 ) -> tuple[np.ndarray, float, float, np.ndarray, np.ndarray]:
@@ -562,7 +569,7 @@ def tape_sums(
     touch_a[j]..touch_b[j], or inc_arr[:, arr_col[j]] (one value per call), or inc_const[j].
     Returns the local times at each mark (k x marks), the new pending and cache cost, and the
     IRQ-off windows' starts and ends (window: increments before the save and before the restore;
-    -1: none)."""
+    -1: none). A local time is now + pending x slowdown (CPU.now(): a busy SMT sibling)."""
     ninc = inc_const.size
     times = np.empty((k, marks.size))
     starts = np.empty(k if window[0] >= 0 else 0)
@@ -579,12 +586,12 @@ def tape_sums(
         m = 0
         for j in range(ninc + 1):
             while m < marks.size and marks[m] == j:
-                times[i, m] = now + pending
+                times[i, m] = now + pending * slowdown
                 m += 1
             if window[0] == j:
-                starts[i] = now + pending
+                starts[i] = now + pending * slowdown
             if window[1] == j:
-                ends[i] = now + pending
+                ends[i] = now + pending * slowdown
             if j == ninc:
                 break
             if touch_a[j] >= 0:

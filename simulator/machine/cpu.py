@@ -3,12 +3,22 @@
 Time is lazy: a code path adds its cost to `pending` and only yields to SimPy (`sync()`) where
 another CPU could observe the order of events — before taking a lock, or between work items.
 So a CPU's local time is `env.now + pending`, and a batch of work is priced in one step.
+
+SMT: while a CPU's sibling thread is busy, its work runs `1 / throughput` slower. The factor
+(`slowdown`) is fixed for one work item, the stretch between two syncs: it is decided when the CPU
+resumes from a sync, from whether its sibling is busy then, and local time runs at
+`env.now + pending x slowdown`. Waiting (a spinlock's spin, a memory controller's queue) passes in
+real time whatever the sibling does (`stall()`).
+
+Every CPU keeps, since boot, the time it was busy (its synced work items, spinning included) and
+the time it spun, each readable at any time of its current work item (busy_at(), spin_at()): the
+run / spin / idle split of a measurement window (simulator/workloads/windows.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -116,17 +126,42 @@ class CPU:
         self.window_floor = 0.0
         self.recent_windows = WindowRing()
         self.cache_cost_ns = 0.0
-        self.spin_ns = 0.0
         self.frontend: FrontEnd | None = None  # set by build_machine (None: no front-end model)
         self.frontend_ns = 0.0  # front-end stall since `window_floor`
+        # its node's memory controller (machine/memory.py, set by build_machine: that module
+        # imports this one)
+        self.memory: Any = None
+        # time accounts since boot (never reset): busy = synced work items, spinning included
+        self.busy_ns = 0.0
+        self.busy_to = -1.0  # when the last synced work item ends (none yet)
+        self.spin_ns = 0.0
+        self.spin_end = 0.0  # local time the last spin ended
+        # statistics gate: lock events and IRQ-off windows of this CPU count while it is True
+        # (a workload measuring each CPU over its own window closes it outside; api.py)
+        self.measuring = True
+        # SMT: the other thread of this core, and how much slower work runs while it is busy
+        self.sibling: CPU | None = None
+        self.busy_slowdown = 1.0  # 1 / smt throughput
+        self.slowdown = 1.0  # this work item's factor
 
     # ---- time -------------------------------------------------------------------------------
     def now(self) -> float:
         """This CPU's local time (ns): SimPy time plus work priced but not yet yielded."""
-        return self.env.now + self.pending
+        return self.env.now + self.pending * self.slowdown
 
     def spend(self, ns: float) -> None:
         self.pending += ns
+
+    def stall(self, ns: float) -> None:
+        """Wait `ns` of real time on this CPU, busy (a memory controller's queue): unlike work,
+        not slowed by a busy SMT sibling."""
+        self.pending += ns / self.slowdown
+
+    def spin(self, ns: float) -> None:
+        """Spin `ns` of real time (waiting for a lock), counted in spin_ns."""
+        self.spin_end = self.now() + ns
+        self.spin_ns += ns
+        self.pending += ns / self.slowdown
 
     def spend_each(self, ns: np.ndarray) -> None:
         """spend(v) for each value in turn (the same running sum, to the last bit)."""
@@ -135,9 +170,31 @@ class CPU:
 
     def sync(self) -> simpy.Timeout:
         """An event that lets simulated time catch up with this CPU's pending work."""
-        d = self.pending
+        d = self.pending * self.slowdown
         self.pending = 0.0
-        return self.env.timeout(d)
+        self.busy_ns += d
+        self.busy_to = self.env.now + d
+        ev = self.env.timeout(d)
+        if self.sibling is not None:
+            ev.callbacks.append(self._next_item)  # runs before the process resumes
+        return ev
+
+    def _next_item(self, _: simpy.Event) -> None:
+        """SMT: the next work item runs slower if the sibling is busy as it starts."""
+        sibling = self.sibling
+        assert sibling is not None
+        # a sibling whose item ends just now is taken as busy: a loop goes on with its next one
+        self.slowdown = self.busy_slowdown if sibling.busy_to >= self.env.now else 1.0
+
+    def busy_at(self, t: float) -> float:
+        """Busy time since boot up to time `t`, for `t` no earlier than the start of this CPU's
+        current (or last) work item."""
+        done = self.busy_ns - max(0.0, self.busy_to - t)
+        return done + min(max(t - self.env.now, 0.0), self.pending * self.slowdown)
+
+    def spin_at(self, t: float) -> float:
+        """Spin time since boot up to time `t` (as busy_at)."""
+        return self.spin_ns - max(0.0, self.spin_end - t)
 
     # ---- cache lines ------------------------------------------------------------------------
     def touch(self, lines: np.ndarray | list[int], write: bool = True) -> float:
@@ -196,6 +253,11 @@ class CPU:
             raise InvariantError(f"{self.scope}: vectorised IRQ windows inside an open window")
         if len(starts) == 0:
             return
+        if not self.measuring:
+            self.recent_windows.extend(starts, ends)
+            self._irq_start = float(starts[-1])
+            self._irq_fn = fn
+            return
         h = self.irq_windows.get(fn)
         if h is None:
             h = self.irq_windows[fn] = Histogram()
@@ -207,6 +269,9 @@ class CPU:
         self._irq_fn = fn
 
     def _close_window(self, end: float) -> None:
+        if not self.measuring:  # still a window an interrupt can wait on
+            self.recent_windows.append(self._irq_start, end)
+            return
         length = end - self._irq_start
         h = self.irq_windows.get(self._irq_fn)
         if h is None:

@@ -162,7 +162,7 @@ class Tape:
         window = np.array([w[1], w[2]] if w is not None else [-1, -1], dtype=np.int64)
         times, cpu.pending, cpu.cache_cost_ns, starts, ends = tape_sums(
             costs, k, ncol, inc_const, inc_arr, arr_col, touch_a, touch_b, col_async, cache.mlp,
-            cache.fill_buffers, cpu.pending, cpu.cache_cost_ns, cpu.env.now,
+            cache.fill_buffers, cpu.pending, cpu.cache_cost_ns, cpu.env.now, cpu.slowdown,
             np.array(self._marks, dtype=np.int64), window,
         )  # fmt: skip
         if w is not None:

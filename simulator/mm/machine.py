@@ -25,6 +25,8 @@ from simulator.hardware import Hardware
 from simulator.kernels import KernelConfig
 from simulator.machine.cache import CacheModel, LineRegistry
 from simulator.machine.cpu import CPU
+from simulator.machine.lock import SpinLock
+from simulator.machine.memory import MemoryController
 from simulator.mm import buddy
 from simulator.mm.mmzone import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_FREE_PAGES
 from simulator.mm.pcp import check_pcp_consistent
@@ -79,6 +81,10 @@ class Machine:
     tapes: bool = True
     # prepare_alloc_pages() results by (preferred node, highest zone, migratetype, nodemask)
     alloc_contexts: dict[tuple[int, int, int, frozenset[int] | None], object] = field(default_factory=dict)
+    # each node's memory controller (streamed stores, loaded latency): CPU.memory is its node's
+    memory: list[MemoryController] = field(default_factory=list)
+    # spinlocks besides the zones' (a workload's: spinlock()); `locks` lists them all
+    other_locks: list[SpinLock] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._zone_start_list: list[int] = self._zone_starts.tolist()
@@ -91,6 +97,23 @@ class Machine:
         if z is None or not z.start_pfn <= pfn < z.end_pfn:
             raise InvariantError(f"pfn {pfn} is in no zone")
         return z
+
+    @property
+    def locks(self) -> list[SpinLock]:
+        """Every spinlock of the machine: the zones' (`&zone->lock`), then the workload's."""
+        return [z.lock for z in self.zones] + self.other_locks
+
+    def locks_of(self, name: str) -> list[SpinLock]:
+        """The spinlocks of one lock class (`&zone->lock`, `&lruvec->lru_lock`)."""
+        return [lk for lk in self.locks if lk.name == name]
+
+    def spinlock(self, scope: str, name: str, node: int) -> SpinLock:
+        """A new spinlock of class `name` (`scope`: `machine.node0.lruvec.lru_lock`), its lock word
+        on its own cache line homed on `node`. Like the zone locks, its statistics are zeroed at
+        the end of warm-up and it must be released at the end of the run."""
+        lk = SpinLock(scope, self.registry.alloc(scope, node), name)
+        self.other_locks.append(lk)
+        return lk
 
     def wakeup_kswapd(self, zone: Zone) -> None:
         self.stats.kswapd_wakeups += 1
@@ -134,11 +157,12 @@ class Machine:
                 for k in ("count", "refills", "drains", "refilled_pages", "drained_pages"):
                     if getattr(p, k) < 0:
                         out.append(f"{p.scope}.{k}={getattr(p, k)}")
-            for k in ("acquisitions", "contended", "wait_ns"):
-                if getattr(z.lock, k) < 0:
-                    out.append(f"{z.lock.scope}.{k}={getattr(z.lock, k)}")
+        for lk in self.locks:
+            for k in ("acquisitions", "contended", "con_bounces", "acq_bounces", "wait_ns"):
+                if getattr(lk, k) < 0:
+                    out.append(f"{lk.scope}.{k}={getattr(lk, k)}")
         for c in self.cpus:
-            for k in ("irq_off_ns", "cache_cost_ns", "spin_ns"):
+            for k in ("irq_off_ns", "cache_cost_ns", "spin_ns", "busy_ns"):
                 if getattr(c, k) < 0:
                     out.append(f"{c.scope}.{k}={getattr(c, k)}")
         return out
@@ -175,7 +199,8 @@ class Machine:
             snap = zone_page_state_snapshot(z, NR_FREE_PAGES)
             if snap != free:
                 raise InvariantError(f"{z.scope}: NR_FREE_PAGES {snap} but the buddy holds {free}")
-            z.lock.check_released()
+        for lk in self.locks:
+            lk.check_released()
         for c in self.cpus:
             c.check_quiescent()
         self.check_page_placement()

@@ -71,6 +71,7 @@ def select_cpus(m: Machine, n: int, placement: str) -> list[CPU]:
 
 
 def page_bench_loop(
+    ctx: PointContext,
     cpu: CPU,
     strategy: str,
     batch: int,
@@ -79,17 +80,21 @@ def page_bench_loop(
     measure_to: float,
     tally: CpuTally,
 ) -> Generator[simpy.Event, None, None]:
-    """One CPU's benchmark loop (a SimPy process)."""
+    """One CPU's benchmark loop (a SimPy process). The CPU's measurement window runs from the
+    start of its first iteration after warm-up to the end of its last (every figure of the row
+    covers it: simulator/workloads/windows.py)."""
     m = cpu.machine
     gfp = GFP_MASKS[params.gfp]
     buf = CallerBuffers.create(m, f"{cpu.scope}.page_bench", cpu.node, batch)
     measured = 0
     while True:
         now = cpu.now()
-        if tally.t0 < 0 and now >= measure_from:
+        if tally.t0 < 0 and now >= measure_from and ctx.warmed_up:
             tally.t0, tally.pages0 = now, tally.pages
+            ctx.open_window(cpu)
         if tally.t0 >= 0 and now >= measure_to and measured >= MIN_MEASURED_ITERATIONS:
             tally.t1 = now
+            ctx.close_window(cpu)
             break
         # the code this iteration runs: the timing loop, the allocation calls, then the frees
         code = m.code
@@ -120,6 +125,8 @@ def page_bench_loop(
         if not got:
             # the allocator is out of memory for this gfp: nothing more to measure
             tally.t1 = cpu.now()
+            if tally.t0 >= 0:
+                ctx.close_window(cpu)
             break
         yield cpu.sync()
     yield cpu.sync()
@@ -134,8 +141,8 @@ def run(ctx: PointContext) -> dict[str, float]:
     end = warmup + ctx.duration
     tallies = [CpuTally() for _ in cpus]
     for cpu, tally in zip(cpus, tallies):
-        m.env.process(page_bench_loop(cpu, p.strategy, p.batch, params, warmup, end, tally))
-    ctx.measure_window(warmup, cpus)
+        m.env.process(page_bench_loop(ctx, cpu, p.strategy, p.batch, params, warmup, end, tally))
+    ctx.measure_each_cpu(warmup, cpus)
     m.env.run()
     pages = sum(t.pages - t.pages0 for t in tallies)
     busy = sum(t.t1 - t.t0 for t in tallies if t.t0 >= 0)
