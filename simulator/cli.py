@@ -64,7 +64,7 @@ SHORT_HEADERS = {  # two-line headers keep the terminal table narrow
 
 OnDone = Callable[[int, Point, dict[str, Any]], None]
 # simulator.plots.KINDS (not imported here: matplotlib is slow to import; a test keeps them equal)
-PLOT_KINDS = ("overview", "throughput", "cost", "latency", "irq", "zone_lock", "cache")
+PLOT_KINDS = ("overview", "throughput", "cost", "latency", "irq", "zone_lock", "cache", "scaling")
 
 
 class StoppedError(Exception):
@@ -444,6 +444,11 @@ class PointProgress:
             text = (
                 f"simulated {_sim_time(now_ns)} of {_sim_time(end_ns)} ({share:.0%}) after {t - start:.0f} s"
             )
+            if now_ns > end_ns:  # page_fault1's windows stay open until an munmap is seen
+                text = (
+                    f"simulated {_sim_time(now_ns)}, past its {_sim_time(end_ns)}: the workload's "
+                    f"windows are still open, after {t - start:.0f} s"
+                )
             if self.bar is not None:
                 self.bar.update(self.task, description=f"{_point_label(p)}: {text}")
             else:

@@ -16,8 +16,9 @@ Quick blocks (tests/test_docgen.py runs them and fails when a document differs):
 - docs/xdp_redirect.md `xdp-refill-64`: the same run: pps, gain, allocator ns per packet, IRQ-off;
 - docs/nfs.md `nfs-256k`: scenarios/nfs_256k_rw.yaml against Chuck Lever's svc_alloc_arg trace.
 Slow blocks (`--slow`; minutes of simulation, too slow for the test suite): the XDP refill sizes,
-interrupt latency, memory pressure and many-queue tables of docs/xdp_redirect.md, and the default,
-pressure and NUMA tables of docs/nfs.md.
+interrupt latency, memory pressure and many-queue tables of docs/xdp_redirect.md, the default,
+pressure and NUMA tables of docs/nfs.md, and the page_fault1 and page_bench tables of
+docs/scaling.md.
 After a change to the model's figures, regenerate with `--slow` and read the prose around each
 block again: the sentences that interpret a table are typed.
 """
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 XDP_DOC = ROOT / "docs" / "xdp_redirect.md"
 NFS_DOC = ROOT / "docs" / "nfs.md"
+SCALING_DOC = ROOT / "docs" / "scaling.md"
 SCENARIOS = ROOT / "scenarios"
 XDP_SCENARIO = SCENARIOS / "xdp_redirect.yaml"
 
@@ -67,6 +69,7 @@ class Spec:
     strategies: tuple[str, ...] | None = None
     cpus: tuple[int, ...] | None = None
     settings: tuple[tuple[str, Any], ...] = ()  # (dotted path, value): kernel.version, nfs.*
+    batches: tuple[int, ...] | None = None
 
     def load(self) -> Any:
         from simulator.scenario import Overrides, Setting, load_scenario
@@ -75,6 +78,7 @@ class Spec:
         ov = Overrides(
             strategies=list(self.strategies) if self.strategies else None,
             cpus=list(self.cpus) if self.cpus else None,
+            batches=list(self.batches) if self.batches else None,
             settings=settings,
         )
         return load_scenario(SCENARIOS / self.scenario, ov)
@@ -150,6 +154,10 @@ def _us(v: float) -> str:
 
 def _share(v: Any) -> str:
     return f"{float(v) * 100:.0f} %"
+
+
+def _pct1(v: Any) -> str:
+    return f"{float(v) * 100:.1f} %"
 
 
 def _by(rows: Sequence[dict[str, Any]], *keys: str) -> dict[Any, dict[str, Any]]:
@@ -441,6 +449,76 @@ def nfs_numa_table(rows: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def page_fault1_table(rows: Sequence[dict[str, Any]]) -> str:
+    """docs/scaling.md: page_fault1 on 1..112 CPUs of the HT profile."""
+    body = []
+    for r in sorted(rows, key=lambda r: int(r["cpus"])):
+        body.append(
+            [
+                str(r["cpus"]),
+                f"{float(r['faults_per_s']) / 1e6:.2f} M",
+                f"{float(r['faults_per_s_per_task']) / 1e3:,.0f} k",
+                f"{float(r['ns_per_fault']):,.0f}",
+                f"{float(r['fault_ns']):,.0f} + {float(r['unmap_ns_per_page']):,.0f}",
+                f"{float(r['clear_page_ns']):,.0f}",
+                _pct1(r["zone_lock_spin_share"]),
+                _pct1(r["lru_lock_spin_share"]),
+                f"{float(r['lru_lock_hold_p50_ns']):,.0f}",
+                f"{float(r['irq_off_max_ns']) / 1000:.1f}",
+            ]
+        )
+    return _table(
+        [
+            "CPUs",
+            "faults/s",
+            "per task",
+            "ns per fault",
+            "fault + unmap ns",
+            "clear_page ns",
+            "zone->lock spin",
+            "lru_lock spin",
+            "lru_lock hold p50 ns",
+            "IRQ-off max µs",
+        ],
+        ["---:"] * 10,
+        body,
+    )
+
+
+def page_bench_scaling_table(*runs: Sequence[dict[str, Any]]) -> str:
+    """docs/scaling.md: page_bench single, 1024 pages per iteration, on the 2-socket profile, with
+    the boot-time pcp sizes and two percpu_pagelist_fraction settings."""
+    body = []
+    for fraction, rows in zip(PCP_FRACTIONS, runs):
+        for r in sorted(rows, key=lambda r: int(r["cpus"])):
+            body.append(
+                [
+                    str(r["cpus"]),
+                    "boot (0)" if not fraction else f"{fraction:,}",
+                    f"{float(r['ns_per_page']):,.1f}",
+                    f"{float(r['zone_lock_wait_ns_per_page']):,.1f}",
+                    _pct1(r["zone_lock_spin_share"]),
+                    f"{float(r['zone_lock_hold_p50_ns']):,.0f}",
+                    f"{int(r['pcp_refills']):,} / {int(r['pcp_drains']):,}",
+                    f"{float(r['irq_off_max_ns']) / 1000:.1f}",
+                ]
+            )
+    return _table(
+        [
+            "CPUs",
+            "percpu_pagelist_fraction",
+            "ns per page",
+            "zone->lock wait ns per page",
+            "zone->lock spin",
+            "zone->lock hold p50 ns",
+            "pcp refills / drains",
+            "IRQ-off max µs",
+        ],
+        ["---:"] * 8,
+        body,
+    )
+
+
 # The blocks -----------------------------------------------------------------------------------
 
 
@@ -462,6 +540,22 @@ def _reference(render: Callable[[Sequence[dict[str, Any]]], str]) -> Callable[..
 
 MULTIQUEUE_511 = _spec_511("xdp_redirect_multiqueue.yaml")
 NO_PROGRESS = Spec("nfs_pressure.yaml", ("bulk_array",), settings=(("nfs.sleep_policy", "no_progress"),))
+
+PAGE_FAULT1 = Spec("page_fault1.yaml", cpus=(1, 4, 28, 56, 112))
+# page_bench single, 1024 pages per iteration (past pcp->high 378: every iteration drains and
+# refills under zone->lock), on the 2-socket profile without HT; pcp->high 2,030 (fraction 24,000
+# of the 48.7 M-page Normal zone) holds an iteration, 512 (fraction 95,000) does not
+PCP_FRACTIONS = (0, 95_000, 24_000)
+PAGE_BENCH_2S = tuple(
+    Spec(
+        "page_bench.yaml",
+        ("single",),
+        (1, 26),
+        (("hardware", "../hardware/skylake-sp-2s.yaml"), ("kernel.percpu_pagelist_fraction", f)),
+        batches=(1024,),
+    )
+    for f in PCP_FRACTIONS
+)
 
 BLOCKS = (
     Block(README, "xdp-reference", (REFERENCE_511, REFERENCE), _reference(xdp_reference_table)),
@@ -492,6 +586,8 @@ BLOCKS = (
     Block(NFS_DOC, "nfs-default", (Spec("nfs.yaml"),), nfs_default_table, slow=True),
     Block(NFS_DOC, "nfs-pressure", (Spec("nfs_pressure.yaml"), NO_PROGRESS), nfs_pressure_table, slow=True),
     Block(NFS_DOC, "nfs-numa", (Spec("nfs_numa.yaml"),), nfs_numa_table, slow=True),
+    Block(SCALING_DOC, "scaling-page-fault1", (PAGE_FAULT1,), page_fault1_table, slow=True),
+    Block(SCALING_DOC, "scaling-page-bench", PAGE_BENCH_2S, page_bench_scaling_table, slow=True),
 )
 
 

@@ -94,6 +94,7 @@ class KernelConfig:
     # only if no array entry is populated ("nr_populated"); the later fix for the nfsd hang
     # (bugzilla 216007) falls back whenever this call allocated nothing ("nr_account").
     bulk_fallback: Literal["nr_populated", "nr_account"] = "nr_populated"
+    percpu_pagelist_fraction: int = 0  # vm.percpu_pagelist_fraction (0: the boot-time pcp sizes)
     # mechanisms (the version's preset; see Mechanisms)
     bulk_api: bool = True
     irq_restore: IrqRestore = "sti"

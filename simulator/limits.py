@@ -134,6 +134,14 @@ WORK_BOUNDS = (
         "sampling the free-page level more often than every 10 us adds events, not information",
     ),
     Bound("nfs.memory.reclaim_cost", None, 1e6, "ns", "1 ms to reclaim one page"),
+    # page_fault1
+    Bound(
+        "page_fault1.mapping",
+        4096,
+        1 << 30,
+        "B",
+        "one task's window waits for an munmap: 1 GiB is 262,144 faults (about 0.4 s simulated)",
+    ),
     Bound(
         "nfs.sleep",
         1e6,
@@ -160,6 +168,7 @@ UNBOUNDED = {
     "nfs.background.node": "checked against the hardware's nodes",
     "nfs.background.cpu": "checked against the hardware's CPUs",
     "nfs.memory.nodes": "checked against the hardware's nodes",
+    "page_fault1.path_scale": "a multiplier of the fault path's counted costs (schema: above 0, at most 100)",
 }
 
 

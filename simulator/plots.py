@@ -45,7 +45,7 @@ from simulator import results
 from simulator.errors import ConfigError
 from simulator.scenario import set_path
 
-KINDS = ("overview", "throughput", "cost", "latency", "irq", "zone_lock", "cache")
+KINDS = ("overview", "throughput", "cost", "latency", "irq", "zone_lock", "cache", "scaling")
 
 # SVG files that differ only in a random id or a date would be noise in version control
 matplotlib.rcParams["svg.hashsalt"] = "pagesim"
@@ -65,12 +65,20 @@ MARKS = {15: "pagevec 15", 64: "refill 64", 256: "200+"}
 THROUGHPUT = {
     "xdp_redirect": ("pps", "packets per second"),
     "nfs": ("ops_per_s", "RPCs completed per second"),
+    "page_fault1": ("faults_per_s", "faults per second (all tasks)"),
 }
 THROUGHPUT_COLUMNS = {c for c, _ in THROUGHPUT.values()}
 COST = {
     "page_bench": ("cycles_per_page", "cycles per page (alloc + free)"),
     "xdp_redirect": ("alloc_ns_per_packet", "allocator ns per packet (1 page per packet)"),
     "nfs": ("svc_alloc_arg_us_mean", "µs per svc_alloc_arg call (mean)"),
+    "page_fault1": ("ns_per_fault", "ns per fault (one task: fault + its share of munmap)"),
+}
+# Cost per operation on one CPU as CPUs are added (the scaling figure)
+PER_OP = {
+    "page_bench": ("ns_per_page", "ns per page (alloc + free, one CPU)"),
+    "xdp_redirect": ("ns_per_packet", "ns per packet (one queue)"),
+    "page_fault1": ("ns_per_fault", "ns per fault (one task)"),
 }
 BATCH_LABEL = {
     "xdp_redirect": "page_pool refill size (pages per allocator call)",
@@ -655,6 +663,52 @@ def fig_zone_lock(rs: ResultSet, scenario: str) -> Figure | None:
     return fig
 
 
+def fig_scaling(rs: ResultSet, scenario: str) -> Figure | None:
+    """Cost per operation on one CPU (left) and the share of all CPUs' time spent spinning on
+    each lock class (right) against the number of CPUs, one curve per strategy and batch."""
+    df = rs.part(scenario)
+    workload = str(df["workload"].iloc[0])
+    spec = PER_OP.get(workload)
+    # each lock class's share (lockstat's classes: zone_lock, lru_lock); cpu_spin_share is their sum
+    spins = [c for c in df.columns if c.endswith("_spin_share") and c != "cpu_spin_share" and _has(df, c)]
+    if df["cpus"].nunique() < 2 or spec is None or spec[0] not in df.columns:
+        return None
+    fig, (left, right) = _new_figure(2, 3.8)
+    cpus = sorted(int(c) for c in df["cpus"].unique())
+    series = _series(df, "cpus", rs)
+    for k, (strategy, name, _, part) in enumerate(series):
+        x = part["cpus"].to_numpy(dtype=float)
+        style = _style(strategy, k // 4)
+        _line(left, x, part, spec[0], style, name)
+        for j, col in enumerate(spins):
+            lock = col.removesuffix("_spin_share").replace("_", " ")
+            _line(
+                right,
+                x,
+                part,
+                col,
+                {**style, "linestyle": LINESTYLES[j % len(LINESTYLES)]},
+                f"{name}: {lock}",
+            )
+    for ax in (left, right):
+        ax.set_xlabel("CPUs (one task or loop each)")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(FixedLocator(cpus))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.grid(True, alpha=0.3)
+    left.set_ylabel(spec[1])
+    left.set_title(f"{scenario}: cost per operation", fontsize=9)
+    right.set_ylabel("share of all CPUs' time spinning")
+    right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+    right.set_title("lock spinning (lockstat-like wait time / CPU time)", fontsize=9)
+    _place_legend(left, fontsize=7)
+    if spins:
+        _place_legend(right, fontsize=6.5)
+    _caption(fig, rs, [scenario])
+    return fig
+
+
 def fig_cache(rs: ResultSet, scenario: str) -> Figure | None:
     df = rs.part(scenario)
     cols = [
@@ -708,6 +762,7 @@ def figures(rs: ResultSet, kind: str, scenario: str | None = None) -> list[tuple
             "irq": fig_irq,
             "zone_lock": fig_zone_lock,
             "cache": fig_cache,
+            "scaling": fig_scaling,
         }[kind]
         fig = make(rs, name)
         if fig is not None:
@@ -768,4 +823,6 @@ def _why_not(kind: str) -> str:
         "latency": "no latency percentiles in these results (or all zero: a saturated NIC raises no IRQs)",
         "cache": "no scenario has a batch axis",
         "irq": "no IRQ-off window statistics in these results",
+        "scaling": "no scenario has more than one CPU count and a cost per operation (try "
+        "scenarios/sweep_scaling.yaml)",
     }.get(kind, "nothing to draw in these results")

@@ -39,7 +39,7 @@ from simulator.limits import (
     work_problems,
 )
 from simulator.mm.strategies import STRATEGIES
-from simulator.mm.zone_setup import check_node_memory
+from simulator.mm.zone_setup import MIN_PERCPU_PAGELIST_FRACTION, check_node_memory
 from simulator.units import Duration
 from simulator.workloads import WORKLOADS
 from simulator.yamlio import FieldError, problems_from_validation, read_yaml_mapping, validate
@@ -125,6 +125,28 @@ class KernelOptions(_Strict):
     prep_new_page: Literal["irq_off", "second_pass"] = "irq_off"
     thp: bool = True
     bulk_fallback: Literal["nr_populated", "nr_account"] = "nr_populated"
+    # vm.percpu_pagelist_fraction (5.12 and before): pcp->high = managed / fraction, pcp->batch
+    # = high / 4 capped at 96; 0 keeps the boot-time sizes (zone_batchsize, high = 6 x batch)
+    percpu_pagelist_fraction: int = Field(default=0, ge=0, le=1 << 30)
+
+    @field_validator("percpu_pagelist_fraction")
+    @classmethod
+    def _fraction(cls, v: int) -> int:
+        if 0 < v < MIN_PERCPU_PAGELIST_FRACTION:
+            raise ValueError(
+                f"expected 0 or at least {MIN_PERCPU_PAGELIST_FRACTION} (the 5.12 sysctl handler "
+                "returns -EINVAL below it)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _fraction_of_the_kernel(self) -> KernelOptions:
+        if self.percpu_pagelist_fraction and presets()[self.version].mechanisms.pcp_high != "batch":
+            raise ValueError(
+                f"percpu_pagelist_fraction: kernel {self.version} has no such sysctl (5.14 replaced "
+                "it with percpu_pagelist_high_fraction); give 0 or kernel.version 5.13 or earlier"
+            )
+        return self
 
     @field_validator("version", mode="before")
     @classmethod
@@ -159,6 +181,7 @@ class ScenarioModel(_Strict):
     page_bench: dict[str, Any] | None = None
     xdp_redirect: dict[str, Any] | None = None
     nfs: dict[str, Any] | None = None
+    page_fault1: dict[str, Any] | None = None
     # more grid axes: dotted parameter path -> values (see check_grid_axis)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
 
@@ -427,7 +450,7 @@ def _attributed(p: Path, ov: Overrides) -> Iterator[None]:
     try:
         yield
     except ConfigError as exc:
-        if not (ov.settings or ov.grid):
+        if not (ov.settings or ov.grid or any(getattr(ov, f) is not None for f in Overrides.FLAGS)):
             raise
         raise ConfigError([_attribute(prob, str(p), ov) for prob in exc.problems]) from None
 

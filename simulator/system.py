@@ -41,7 +41,12 @@ def build_machine(
     charging `costs` (every kernel's terms: the kernel's own are picked here) and running `code`.
     (`cpu_class`: a CPU subclass that observes what the model charges, for the calibration replay.)"""
     costs = costs.for_kernel(kconfig)
-    boot = boot_numbers(hw, thp=kconfig.thp, pcp_high=kconfig.pcp_high)
+    boot = boot_numbers(
+        hw,
+        thp=kconfig.thp,
+        pcp_high=kconfig.pcp_high,
+        percpu_pagelist_fraction=kconfig.percpu_pagelist_fraction,
+    )
     registry = LineRegistry()
     ncpu = hw.ncpus
     nodes = [Node(n.id, f"machine.node{n.id}") for n in hw.topology.nodes]

@@ -232,6 +232,22 @@ def cases() -> list[Case]:
             {"warmup": "2 ms"},
         )
     )
+    out.append(
+        (
+            "page_fault1",
+            "page_fault1.yaml",
+            {"cpus": [1, 16], "duration": "100 us"},
+            {"warmup": "50 us", "page_fault1.mapping": "512 KiB"},
+        )
+    )
+    out.append(
+        (
+            "page_fault1 pcp fraction",
+            "page_fault1.yaml",
+            {"cpus": [16], "duration": "100 us"},
+            {"warmup": "50 us", "page_fault1.mapping": "512 KiB", "kernel.percpu_pagelist_fraction": 8},
+        )
+    )
     return out
 
 

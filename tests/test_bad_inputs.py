@@ -124,8 +124,8 @@ FILE_CASES = [
     Case(
         "unknown-workload",
         (
-            "{sc}: workload: unknown workload; expected one of ['nfs', 'page_bench', 'xdp_redirect'] "
-            "(got 'page_bnech')",
+            "{sc}: workload: unknown workload; expected one of ['nfs', 'page_bench', "
+            "'page_fault1', 'xdp_redirect'] (got 'page_bnech')",
         ),
         edits=(_set("workload", value="page_bnech"),),
     ),
@@ -517,6 +517,23 @@ FILE_CASES += [
 ]
 
 FLAG_CASES = [
+    Case(
+        "flag-refill-past-the-workload-limit",  # a workload's own check names the flag too
+        ("command line: --batch: refill sizes must be from 1 to 256 (got 4000)",),
+        base="xdp_redirect.yaml",
+        flags=("--batch", "4000"),
+        commands=("run",),
+    ),
+    Case(
+        "flag-page-fault1-strategy",
+        (
+            "command line: --strategy: page_fault1 allocates one page per fault: give [single] "
+            "(got ['bulk_array'])",
+        ),
+        base="page_fault1.yaml",
+        flags=("--strategy", "bulk_array"),
+        commands=("run",),
+    ),
     Case(
         "flag-batch-zero",
         ("command line: --batch: batch sizes must be whole numbers from 1 to 4096, got 0 (got [0])",),

@@ -169,6 +169,7 @@ def test_every_kind_draws_where_it_applies(synth: plots.ResultSet, tmp_path: Pat
         "latency-svc_alloc_arg-nfs",
         *(f"irq-{s}" for s in ("pb", "xdp", "nfs")),
         "zone_lock-cpus",
+        "scaling-cpus",
         *(f"cache-{s}" for s in ("pb", "xdp", "cpus")),
     }
     assert len(made["overview"].axes) == 4  # a panel per scenario

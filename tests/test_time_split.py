@@ -10,6 +10,7 @@ import simpy
 from conftest import ROOT
 
 from simulator.machine.lock import ZONE_LOCK
+from simulator.mm.swap import LRU_LOCK
 from simulator.run import allocator_stats, point_context
 from simulator.scenario import Overrides, Setting, load_scenario
 from simulator.system import build_machine
@@ -62,6 +63,24 @@ CASES = [
     ),
     ("nfs", "nfs.yaml", {"duration": "3 ms"}, {"warmup": "1 ms"}, "bulk_array", 1, 6),
     ("nfs_numa", "nfs_numa.yaml", {"duration": "2 ms"}, {"warmup": "1 ms"}, "single", 1, 56),
+    (
+        "page_fault1 c4",
+        "page_fault1.yaml",
+        {"duration": "100 us"},
+        {"warmup": "50 us", "page_fault1.mapping": "256 KiB"},
+        "single",
+        1,
+        4,
+    ),
+    (
+        "page_fault1 c112",
+        "page_fault1.yaml",
+        {"duration": "50 us"},
+        {"warmup": "50 us", "page_fault1.mapping": "256 KiB"},
+        "single",
+        1,
+        112,  # every thread of the HT profile: siblings busy, both lru_locks and zone locks contended
+    ),
 ]
 
 
@@ -94,11 +113,18 @@ def test_each_cpus_time_splits_into_run_spin_idle_and_the_lock_figures_fit(case)
     assert row["zone_lock_acq_bounces"] <= row["zone_lock_acquisitions"]
     assert row["zone_lock_wait_ns_total"] == row["zone_lock_wait_ns"]
     assert row["zone_lock_wait_max_ns"] <= row["zone_lock_wait_ns_total"] + 1e-9
-    # the zone locks are the only spinlocks these workloads take: their waits are the CPUs' spin
-    assert m.locks == m.locks_of(ZONE_LOCK)
-    assert row["zone_lock_spin_share"] == pytest.approx(row["cpu_spin_share"], rel=1e-6, abs=1e-9)
+    # the zone locks and (page_fault1) the lru_locks are the only spinlocks these workloads take:
+    # their waits are the CPUs' spin
+    assert set(m.locks) == set(m.locks_of(ZONE_LOCK)) | set(m.locks_of(LRU_LOCK))
+    spin = row["zone_lock_spin_share"] + row.get("lru_lock_spin_share", 0.0)
+    assert spin == pytest.approx(row["cpu_spin_share"], rel=1e-6, abs=1e-9)
     if "ns_per_page" in row:
         # page_bench: time per page sums the CPUs' windows; a wait cannot outlast it
         assert row["zone_lock_wait_ns_per_page"] <= row["ns_per_page"] * (1 + 1e-9)
         assert sum(t.length for t in split) / row["pages"] == pytest.approx(row["ns_per_page"])
         assert row["cpu_idle_share"] == pytest.approx(0.0, abs=1e-9)  # a tight loop never idles
+    if "faults_per_s" in row:
+        # page_fault1: every task runs flat out (never idle); the lru_locks' waits fit in the time
+        assert row["cpu_idle_share"] == pytest.approx(0.0, abs=1e-9)
+        assert row["lru_lock_wait_ns_total"] <= sum(t.length for t in split) * (1 + 1e-9)
+        assert row["lru_lock_con_bounces"] <= row["lru_lock_contentions"] <= row["lru_lock_acquisitions"]

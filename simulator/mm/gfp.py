@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simulator.mm.mmzone import MIGRATE_UNMOVABLE, ZONE_NORMAL
+from simulator.mm.mmzone import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, ZONE_NORMAL
 
 # mm/internal.h
 ALLOC_WMARK_MIN = 0
@@ -34,11 +34,28 @@ class Gfp:
     kswapd_reclaim: bool  # __GFP_KSWAPD_RECLAIM: wakes kswapd
     migratetype: int = MIGRATE_UNMOVABLE  # gfp_migratetype(): no __GFP_MOVABLE/RECLAIMABLE
     highest_zoneidx: int = ZONE_NORMAL  # gfp_zone(): no zone modifier
+    zero: bool = False  # __GFP_ZERO: post_alloc_hook clears the page (kernel_init_free_pages)
 
 
 GFP_ATOMIC = Gfp("GFP_ATOMIC", high=True, atomic=True, direct_reclaim=False, kswapd_reclaim=True)
 GFP_KERNEL = Gfp("GFP_KERNEL", high=False, atomic=False, direct_reclaim=True, kswapd_reclaim=True)
 GFP_NOWAIT = Gfp("GFP_NOWAIT", high=False, atomic=False, direct_reclaim=False, kswapd_reclaim=True)
+# A user page fault's allocation (alloc_zeroed_user_highpage_movable, arch/x86/include/asm/page.h:
+# GFP_HIGHUSER_MOVABLE | __GFP_ZERO). __GFP_HIGHMEM | __GFP_MOVABLE make gfp_zone() ZONE_MOVABLE,
+# which is empty unless movablecore= is given: the zonelist walk then stops at ZONE_NORMAL, as here.
+GFP_HIGHUSER_MOVABLE_ZERO = Gfp(
+    "GFP_HIGHUSER_MOVABLE|__GFP_ZERO",
+    high=False,
+    atomic=False,
+    direct_reclaim=True,
+    kswapd_reclaim=True,
+    migratetype=MIGRATE_MOVABLE,
+    zero=True,
+)
+# A user page table's page (pte_alloc_one: GFP_PGTABLE_USER = GFP_KERNEL | __GFP_ACCOUNT | __GFP_ZERO)
+GFP_PGTABLE_USER = Gfp(
+    "GFP_PGTABLE_USER", high=False, atomic=False, direct_reclaim=True, kswapd_reclaim=True, zero=True
+)
 GFP_MASKS = {g.name: g for g in (GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT)}
 
 

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import Any
 
 import numpy as np
 import simpy
@@ -85,6 +86,9 @@ class Machine:
     memory: list[MemoryController] = field(default_factory=list)
     # spinlocks besides the zones' (a workload's: spinlock()); `locks` lists them all
     other_locks: list[SpinLock] = field(default_factory=list)
+    # mm/swap.py's state, made on first use: each node's lruvec, each CPU's lru_add pagevec
+    lruvecs: dict[int, Any] = field(default_factory=dict)
+    lru_pvecs: dict[int, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._zone_start_list: list[int] = self._zone_starts.tolist()

@@ -38,6 +38,7 @@ from simulator.mm.mmzone import (
     MIGRATE_MOVABLE,
     MIGRATE_PCPTYPES,
     NR_FREE_PAGES,
+    PAGE_SIZE,
     ZONE_DMA32,
     ZONE_NORMAL,
 )
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
 Gen = Generator[simpy.Event, None, object]
 
 FPI_NONE = buddy.FPI_NONE
+# clear_highpage()'s own work around clear_page: kmap_atomic's pagefault_disabled++ (2) and
+# page_address (2), kunmap_atomic's pagefault_disabled-- (2), the alternative call's target (1)
+KMAP_ATOMIC_OPS = 7
 _NO_CONTEXT = object()
 
 
@@ -225,6 +229,8 @@ def get_page_from_freelist(
             page = yield from rmqueue(cpu, ac.preferred_zone, zone, order, gfp, alloc_flags, ac.migratetype)
             if page is not None:
                 prep_new_page(cpu, [page], order, gfp, alloc_flags)
+                if gfp.zero:
+                    yield from kernel_init_free_pages(cpu, [page])
                 if zone.node != cpu.node:
                     m.stats.remote_node_allocs += 1
                 return page
@@ -407,6 +413,17 @@ def prep_new_page(cpu: CPU, pages: list[int], order: int, gfp: Gfp, alloc_flags:
     cpu.touch(pages)
     cpu.spend(len(pages) * c.prep_new_page)
     cpu.machine.hand_out(pages)
+
+
+def kernel_init_free_pages(cpu: CPU, pages: list[int]) -> Generator[simpy.Event, None, None]:
+    """Mirrors kernel_init_free_pages(), which post_alloc_hook runs for __GFP_ZERO (with IRQs on,
+    after the pcp's window): clear_highpage() of each page: kmap_atomic (pagefault_disabled++,
+    page_address), clear_page (`rep stosb`: 4 KiB of streaming stores, priced by the node's
+    memory bandwidth), kunmap_atomic."""
+    c = cpu.costs
+    for _ in pages:
+        cpu.spend(KMAP_ATOMIC_OPS * c.op + c.call)
+        yield from cpu.memory.stream_write(cpu, PAGE_SIZE)
 
 
 def __alloc_pages_bulk(

@@ -9,9 +9,9 @@ registry, by name.
 
 from __future__ import annotations
 
-from simulator.workloads import nfs, page_bench, xdp_redirect
+from simulator.workloads import nfs, page_bench, page_fault1, xdp_redirect
 from simulator.workloads.api import Workload
 
 WORKLOADS: dict[str, Workload] = {
-    w.name: w for w in (page_bench.WORKLOAD, xdp_redirect.WORKLOAD, nfs.WORKLOAD)
+    w.name: w for w in (page_bench.WORKLOAD, xdp_redirect.WORKLOAD, nfs.WORKLOAD, page_fault1.WORKLOAD)
 }
