@@ -70,8 +70,12 @@ class Spec:
     cpus: tuple[int, ...] | None = None
     settings: tuple[tuple[str, Any], ...] = ()  # (dotted path, value): kernel.version, nfs.*
     batches: tuple[int, ...] | None = None
+    # (dotted path into the hardware, value): a what-if variant of an assumed hardware value
+    hardware: tuple[tuple[str, Any], ...] = ()
 
     def load(self) -> Any:
+        import dataclasses
+
         from simulator.scenario import Overrides, Setting, load_scenario
 
         settings = tuple(Setting(p, v, "docgen", p) for p, v in self.settings)
@@ -81,7 +85,26 @@ class Spec:
             batches=list(self.batches) if self.batches else None,
             settings=settings,
         )
-        return load_scenario(SCENARIOS / self.scenario, ov)
+        sc = load_scenario(SCENARIOS / self.scenario, ov)
+        if self.hardware:
+            hw = sc.hardware
+            for path, value in self.hardware:
+                hw = _replace_at(hw, path.split("."), value)
+            sc = dataclasses.replace(sc, hardware=hw)
+        return sc
+
+
+def _replace_at(model: Any, parts: list[str], value: Any) -> Any:
+    """A copy of the pydantic `model` with `value` at the dotted path `parts` (("x", f): the value
+    there times f)."""
+    head, *rest = parts
+    if rest:
+        new = _replace_at(getattr(model, head), rest, value)
+    elif isinstance(value, tuple) and value[0] == "x":
+        new = getattr(model, head) * value[1]
+    else:
+        new = value
+    return model.model_copy(update={head: new})
 
 
 def _spec_511(scenario: str, **kw: Any) -> Spec:
@@ -519,6 +542,38 @@ def page_bench_scaling_table(*runs: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def scaling_assumed_table(*runs: Sequence[dict[str, Any]]) -> str:
+    """docs/scaling.md: page_fault1 at 28 and 112 CPUs with each assumed value halved and doubled."""
+    body = []
+    for (label, _), rows in zip(ASSUMED, runs):
+        by = {int(r["cpus"]): r for r in rows}
+        a, b = by[28], by[112]
+        body.append(
+            [
+                label,
+                f"{float(a['faults_per_s']) / 1e6:.2f} M",
+                f"{float(a['ns_per_fault']):,.0f}",
+                _pct1(a["lru_lock_spin_share"]),
+                f"{float(b['faults_per_s']) / 1e6:.2f} M",
+                f"{float(b['ns_per_fault']):,.0f}",
+                _pct1(b["lru_lock_spin_share"]),
+            ]
+        )
+    return _table(
+        [
+            "value",
+            "28 CPUs: faults/s",
+            "ns per fault",
+            "lru_lock spin",
+            "112 CPUs: faults/s",
+            "ns per fault",
+            "lru_lock spin",
+        ],
+        ["---", "---:", "---:", "---:", "---:", "---:", "---:"],
+        body,
+    )
+
+
 # The blocks -----------------------------------------------------------------------------------
 
 
@@ -542,6 +597,26 @@ MULTIQUEUE_511 = _spec_511("xdp_redirect_multiqueue.yaml")
 NO_PROGRESS = Spec("nfs_pressure.yaml", ("bulk_array",), settings=(("nfs.sleep_policy", "no_progress"),))
 
 PAGE_FAULT1 = Spec("page_fault1.yaml", cpus=(1, 4, 28, 56, 112))
+
+
+def _pf1(settings: tuple[tuple[str, Any], ...] = (), hardware: tuple[tuple[str, Any], ...] = ()) -> Spec:
+    return Spec("page_fault1.yaml", cpus=(28, 112), settings=settings, hardware=hardware)
+
+
+# page_fault1's assumed values (docs/scaling.md), each halved and doubled; SMT's slowdown
+# 1 / throughput - 1 (0.67 at 0.6) halved and doubled: throughput 0.75 and 3/7
+ASSUMED = (
+    ("as modelled", _pf1()),
+    ("fault path counts x 0.5", _pf1((("page_fault1.path_scale", 0.5),))),
+    ("fault path counts x 2", _pf1((("page_fault1.path_scale", 2.0),))),
+    ("SMT slowdown x 0.5 (throughput 0.75)", _pf1(hardware=(("topology.smt.throughput", 0.75),))),
+    ("SMT slowdown x 2 (throughput 0.43)", _pf1(hardware=(("topology.smt.throughput", 3 / 7),))),
+    ("one thread's store rate x 0.5", _pf1(hardware=(("memory.bandwidth.thread", ("x", 0.5)),))),
+    ("one thread's store rate x 2", _pf1(hardware=(("memory.bandwidth.thread", ("x", 2.0)),))),
+    ("no RFO on clear_page's stores", _pf1(hardware=(("memory.bandwidth.rfo", False),))),
+    ("load window x 0.5", _pf1(hardware=(("memory.bandwidth.load_window", ("x", 0.5)),))),
+    ("load window x 2", _pf1(hardware=(("memory.bandwidth.load_window", ("x", 2.0)),))),
+)
 # page_bench single, 1024 pages per iteration (past pcp->high 378: every iteration drains and
 # refills under zone->lock), on the 2-socket profile without HT; pcp->high 2,030 (fraction 24,000
 # of the 48.7 M-page Normal zone) holds an iteration, 512 (fraction 95,000) does not
@@ -588,6 +663,7 @@ BLOCKS = (
     Block(NFS_DOC, "nfs-numa", (Spec("nfs_numa.yaml"),), nfs_numa_table, slow=True),
     Block(SCALING_DOC, "scaling-page-fault1", (PAGE_FAULT1,), page_fault1_table, slow=True),
     Block(SCALING_DOC, "scaling-page-bench", PAGE_BENCH_2S, page_bench_scaling_table, slow=True),
+    Block(SCALING_DOC, "scaling-assumed", tuple(s for _, s in ASSUMED), scaling_assumed_table, slow=True),
 )
 
 

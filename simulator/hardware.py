@@ -249,6 +249,14 @@ class BandwidthSpec(_Strict):
         description="(node traffic, local DRAM latency) points, traffic ascending: how latency rises"
         " with load (MLC loaded latency); none: latency does not depend on load",
     )
+    # assumed (no source gives it): the span over which a node's traffic sets its loaded latency;
+    # long enough to hold several streams (a 4 KiB store holds a 75 GB/s channel for 55-110 ns)
+    load_window: Ns = Field(
+        default=1000.0,
+        gt=0.0,
+        le=1e9,
+        description="the span of recent traffic that sets the loaded latency (assumed: 1 us)",
+    )
 
     @field_validator("node", "thread")
     @classmethod

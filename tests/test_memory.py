@@ -87,6 +87,25 @@ def test_a_loaded_node_answers_slower():
     assert m.memory[0].extra_ns == pytest.approx(extra)
 
 
+def test_the_load_window_is_the_hardwares():
+    """`memory.bandwidth.load_window` (assumed, 1 us by default): the same page over half the
+    window is twice the share of the node's bandwidth."""
+    from conftest import TINY_2NODE, costs, hardware
+
+    from simulator.code import code_paths
+    from simulator.kernels import KernelConfig
+    from simulator.system import build_machine
+
+    hw = hardware(TINY_2NODE)
+    bw = hw.memory.bandwidth.model_copy(update={"load_window": LOAD_WINDOW_NS / 2})
+    hw = hw.model_copy(update={"memory": hw.memory.model_copy(update={"bandwidth": bw})})
+    m = build_machine(simpy.Environment(), hw, KernelConfig(), costs(TINY_2NODE), code_paths())
+    assert m.memory[0].load_window == LOAD_WINDOW_NS / 2
+    _streams(m, [0])
+    extra = 10 * (2 * PAGE / (LOAD_WINDOW_NS / 2) / 40 * 20 - 1) / 9
+    assert m.memory[0].extra_ns == pytest.approx(extra)
+
+
 def test_the_curve_is_read_at_a_share_of_its_peak():
     curve = [(1.0, 80.0), (10.0, 90.0), (20.0, 120.0)]
     assert loaded_latency(curve, 0.0) == 80.0

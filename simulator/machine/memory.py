@@ -10,9 +10,10 @@ Model, one fluid FIFO channel per node (`machine.node0.memory`):
 - one CPU never streams faster than alone (`bandwidth.thread`): the store takes
   max(the channel's finish - t, N / thread) of the CPU's time, which is busy (run) time;
 - loaded latency (when the hardware gives a curve): the node's traffic over the last
-  LOAD_WINDOW_NS, as a fraction of its bandwidth, is read off the curve at the same fraction of the
-  curve's peak, and every DRAM access to the node's memory costs curve(x) - curve(first point) more
-  than idle. The extra is set at each streamed store (it stays until the next one).
+  `bandwidth.load_window` (1 us, assumed), as a fraction of its bandwidth, is read off the curve
+  at the same fraction of the curve's peak, and every DRAM access to the node's memory costs
+  curve(x) - curve(first point) more than idle. The extra is set at each streamed store (it stays
+  until the next one).
 
 Only streamed stores load the channel: the model's other DRAM accesses (a struct page, a line of
 kernel metadata) are single lines, priced by latency alone.
@@ -32,9 +33,8 @@ if TYPE_CHECKING:
     from simulator.machine.cache import CacheModel
     from simulator.machine.cpu import CPU
 
-# assumed: the span over which a node's traffic sets its loaded latency; long enough to hold
-# several streams (a 4 KiB store holds a 75 GB/s channel for 55-110 ns), short next to a run
-LOAD_WINDOW_NS = 1000.0
+# `bandwidth.load_window`'s default (assumed; the hardware schema holds it and its reason)
+LOAD_WINDOW_NS: float = BandwidthSpec.model_fields["load_window"].default
 
 
 class MemoryController:
@@ -50,6 +50,7 @@ class MemoryController:
         self.cache = cache
         curve = spec.loaded_latency or []
         self._curve = [(p.bandwidth, p.latency) for p in curve]
+        self.load_window = spec.load_window
         self._busy_until = 0.0
         self._recent: deque[tuple[float, int]] = deque()  # (time, traffic) of recent streams
         self._recent_bytes = 0
@@ -84,13 +85,14 @@ class MemoryController:
         return ns
 
     def _load(self, t: float, traffic: int) -> None:
-        """The node's traffic over the last LOAD_WINDOW_NS sets the latency its DRAM adds."""
+        """The node's traffic over the last `load_window` ns sets the latency its DRAM adds."""
         recent = self._recent
         recent.append((t, traffic))
         self._recent_bytes += traffic
-        while recent[0][0] <= t - LOAD_WINDOW_NS:
+        window = self.load_window
+        while recent[0][0] <= t - window:
             self._recent_bytes -= recent.popleft()[1]
-        share = min(self._recent_bytes / LOAD_WINDOW_NS / self.bandwidth, 1.0)
+        share = min(self._recent_bytes / window / self.bandwidth, 1.0)
         extra = loaded_latency(self._curve, share) - self._curve[0][1]
         if extra != self.extra_ns:
             self.extra_ns = extra

@@ -161,7 +161,10 @@ def render_assumed(main: Predictions, assumed: list[Predictions]) -> str:
         para(
             "Other assumed values in the hardware files (node memory size, the 32-bit hole) move only",
             "the watermarks, and with them nothing on these unpressured paths; NFS's per-RPC work and",
-            "reply delay set the load, not the allocator's cost (docs/nfs.md).",
+            "reply delay set the load, not the allocator's cost (docs/nfs.md). The many-core values",
+            "(the fault path's counts, SMT's slowdown, one thread's store rate, RFO on clear_page's",
+            "stores, the loaded-latency window) touch none of these figures: docs/scaling.md halves",
+            "and doubles them for page_fault1 at 28 and 112 CPUs.",
         ),
         "",
     ]
